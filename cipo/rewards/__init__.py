@@ -1,0 +1,57 @@
+"""Reward functions in TRL's convention: ``f(completions, **dataset_columns) -> list[float]``.
+
+A registry maps short names (used in YAML configs: ``reward_funcs: [math]``) to functions; plug in your own with
+``@register_reward("name")``, or pass a dotted path ``"my_pkg.my_module:my_reward"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+RewardFunc = Callable[..., list[float]]
+
+_REGISTRY: dict[str, RewardFunc | str] = {
+    "math": "cipo.rewards.math:math_reward",
+    "code": "cipo.rewards.code:code_reward",
+}
+
+
+def register_reward(name: str) -> Callable[[RewardFunc], RewardFunc]:
+    """Decorator: make a reward function available by name to configs and the CLI."""
+
+    def decorate(func: RewardFunc) -> RewardFunc:
+        _REGISTRY[name] = func
+        return func
+
+    return decorate
+
+
+def _import_dotted(path: str) -> RewardFunc:
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        raise ValueError(f"reward function path {path!r} must look like 'package.module:function'")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def get_reward(name: str) -> RewardFunc:
+    """A registered reward by name, or a function by dotted path ``package.module:function``."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        if ":" in name:
+            return _import_dotted(name)
+        raise KeyError(f"unknown reward function {name!r}; registered: {sorted(_REGISTRY)}")
+    if isinstance(entry, str):
+        entry = _REGISTRY[name] = _import_dotted(entry)
+    return entry
+
+
+def registered_rewards() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def __getattr__(name: str) -> RewardFunc:
+    # Lazy: importing cipo.rewards must not start verifier workers or load the sandbox.
+    if name in ("math_reward", "code_reward"):
+        return get_reward(name.removesuffix("_reward"))
+    raise AttributeError(name)

@@ -1,0 +1,65 @@
+import random
+
+import pytest
+
+from cipo.core.anchors import anchor_budget, band_distance, group_pass_rates, select_anchors
+
+
+def test_group_pass_rates() -> None:
+    assert group_pass_rates([1, 0, 0, 0, 1, 1, 1, 1], 4) == [0.25, 1.0]
+    with pytest.raises(ValueError, match="groups of 4"):
+        group_pass_rates([1, 0, 0], 4)
+
+
+def test_band_distance() -> None:
+    band = (0.25, 0.75)
+    assert band_distance(0.5, band) == 0.0
+    assert band_distance(0.0, band) == 0.25
+    assert band_distance(1.0, band) == 0.25
+    assert band_distance(0.875, band) == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize(
+    ("rollouts", "fraction", "unit", "expected"),
+    [(64, 0.125, 1, 8), (64, 0.125, 3, 9), (64, 0.0, 1, 0), (8, 0.01, 2, 2), (4, 0.5, 8, 0), (10, 1.0, 4, 8)],
+)
+def test_anchor_budget(rollouts: int, fraction: float, unit: int, expected: int) -> None:
+    assert anchor_budget(rollouts, fraction, unit) == expected
+
+
+def test_prefers_the_difficulty_band() -> None:
+    # group 0: all wrong, group 1: pass rate 0.5 (in band), group 2: all right
+    correct = [0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1]
+    selection = select_anchors(correct, 4, 4, 0.5, (0.25, 0.75), random.Random(0))
+    assert selection.indices == [4, 5, 6, 7]
+    assert selection.num_correct == 2
+
+
+def test_one_per_group_before_seconds() -> None:
+    correct = [0, 0, 0, 1] * 3  # three groups at pass rate 0.25, all in band
+    selection = select_anchors(correct, 4, 3, 0.0, (0.25, 0.75), random.Random(1))
+    assert sorted(index // 4 for index in selection.indices) == [0, 1, 2]
+
+
+def test_fills_from_the_other_kind_when_short() -> None:
+    correct = [0] * 8  # nothing correct: the correct share is filled with wrong anchors
+    selection = select_anchors(correct, 4, 4, 0.5, (0.25, 0.75), random.Random(0))
+    assert len(selection.indices) == 4 and selection.num_correct == 0
+    all_right = [1] * 8
+    selection = select_anchors(all_right, 4, 4, 0.0, (0.25, 0.75), random.Random(0))
+    assert len(selection.indices) == 4 and selection.num_correct == 4
+
+
+def test_correct_share_follows_the_replay_ratio() -> None:
+    correct = [1, 0] * 32
+    for share, expected in [(0.0, 0), (0.25, 4), (0.5, 8), (1.0, 16)]:
+        selection = select_anchors(correct, 8, 16, share, (0.25, 0.75), random.Random(0))
+        assert selection.num_correct == expected
+        assert sum(correct[i] for i in selection.indices) == expected
+
+
+def test_deterministic_for_a_seed() -> None:
+    correct = [random.Random(3).random() < 0.4 for _ in range(64)]
+    first = select_anchors(correct, 8, 8, 0.3, (0.25, 0.75), random.Random(7))
+    second = select_anchors(correct, 8, 8, 0.3, (0.25, 0.75), random.Random(7))
+    assert first == second

@@ -1,0 +1,210 @@
+"""CIPOTrainer on a tiny local Llama: one real step, hand-computed correction advantages, parity with GRPO, resume."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import GRPOConfig, GRPOTrainer
+
+from cipo import CIPOConfig, CIPOTrainer
+from cipo.core.advantages import STD_EPS
+from cipo.trainer import STATE_FILE, concat_batches
+
+PROMPTS = [[{"role": "user", "content": f"Compute {a}+{b}."}] for a in range(4) for b in range(4)]
+
+
+def arithmetic_dataset() -> Dataset:
+    return Dataset.from_list([{"prompt": p, "answer": str(i)} for i, p in enumerate(PROMPTS)])
+
+
+def text_of(completion) -> str:  # noqa: ANN001
+    return completion[0]["content"] if isinstance(completion, list) else completion
+
+
+def hash_reward(completions, **kwargs) -> list[float]:  # noqa: ANN001, ANN003
+    """Deterministic, varied rewards: about half the completions score 1."""
+    return [float(zlib.crc32(text_of(c).encode()) % 2) for c in completions]
+
+
+def tiny_args(tmp_path: Path, config_class=CIPOConfig, **overrides) -> GRPOConfig:  # noqa: ANN001
+    settings = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=6,
+        max_steps=1,
+        learning_rate=1e-2,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        gradient_accumulation_steps=1,
+    )
+    if config_class is CIPOConfig:
+        settings.update(correction_num_generations=2, correction_anchor_fraction=0.25)
+    settings.update(overrides)
+    return config_class(**settings)
+
+
+def make_trainer(model_dir: Path, tmp_path: Path, reward=hash_reward, trainer_class=CIPOTrainer, **overrides):  # noqa: ANN001, ANN201
+    config_class = CIPOConfig if trainer_class is CIPOTrainer else GRPOConfig
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    torch.manual_seed(0)
+    return trainer_class(
+        model=str(model_dir),
+        reward_funcs=[reward],
+        args=tiny_args(tmp_path, config_class, **overrides),
+        train_dataset=arithmetic_dataset(),
+        processing_class=tokenizer,
+    )
+
+
+def test_parameters_change_after_a_step(tiny_model_dir: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(tiny_model_dir, tmp_path)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.train()
+    changed = [name for name, p in trainer.model.named_parameters() if not torch.equal(p, before[name])]
+    assert changed, "no parameter moved after one CIPO step"
+    logged = trainer.state.log_history[0]
+    for key in ("num_anchors", "success_rate", "replay_ratio"):
+        assert f"correction/{key}" in logged
+    assert logged["correction/num_anchors"] == 2
+
+
+class ScriptedReward:
+    """Returns scripted rewards call by call; records the kwargs each call received."""
+
+    __name__ = "scripted"
+
+    def __init__(self, script: list[list[float]]) -> None:
+        self.script = list(script)
+        self.calls: list[dict] = []
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:  # noqa: ANN001, ANN003
+        self.calls.append({"prompts": prompts, "completions": completions, **kwargs})
+        return self.script.pop(0)
+
+
+def test_correction_rows_carry_the_intended_advantages(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # Two prompts x 4 rollouts. Group 0 passes 1/4 (inside the band), group 1 passes 4/4 (outside).
+    originals = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    # Anchors: 2 (fraction 0.25 of 8), replay 0.5 -> one correct (rollout 0, in band) and one wrong (group 0).
+    # Corrections, 2 per anchor: correct anchor -> [right, wrong]; wrong anchor -> [right, wrong].
+    corrections = [1.0, 0.0, 1.0, 0.0]
+    reward = ScriptedReward([originals, corrections])
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, reward=reward, replay_ratio=0.5, correction_weight=0.5, risk_penalty=1.0
+    )
+    trainer.model.train()
+    inputs = [{"prompt": PROMPTS[p], "answer": f"gold-{p}"} for p in (0, 1) for _ in range(4)]
+    batch = trainer._generate_and_score_completions(inputs)
+
+    assert batch["advantages"].shape == (12,)
+    # Shaped correct-anchor group: [1, -1] -> +-1/(sqrt 2 + eps); wrong-anchor group [1, 0] -> +-0.5/(sqrt .5 + eps)
+    kept = 0.5 * 1 / (math.sqrt(2) + STD_EPS)
+    fixed = 0.5 * 0.5 / (math.sqrt(0.5) + STD_EPS)
+    assert batch["advantages"][8:].tolist() == pytest.approx([kept, -kept, fixed, -fixed], rel=1e-5)
+
+    correction_call = reward.calls[1]
+    assert correction_call["answer"] == ["gold-0"] * 4  # source columns travel with the correction rows
+    attempts = [prompt[-2]["content"] for prompt in correction_call["prompts"]]
+    first_call = reward.calls[0]
+    anchor_texts = [text_of(first_call["completions"][0])] * 2
+    assert attempts[:2] == anchor_texts  # the correct anchor is rollout 0
+    assert all(prompt[-1]["role"] == "user" for prompt in correction_call["prompts"])
+
+    metrics = trainer._metrics["train"]
+    assert metrics["correction/retention"] == [0.5]
+    assert metrics["correction/fix_rate"] == [0.5]
+    assert metrics["correction/break_rate"] == [0.5]
+    assert metrics["correction/success_rate"] == [0.5]
+    assert metrics["reward"] == [pytest.approx(5 / 8)]  # originals only: corrections are logged apart
+    assert metrics["correction/reward"] == [pytest.approx(0.5)]
+    assert trainer.replay.ratio == pytest.approx(0.5 + 0.25 * (0.9 - 0.5))
+    assert batch["num_items_in_batch"].item() == batch["completion_mask"].sum().item()
+
+
+def test_use_correction_false_is_plain_grpo(tiny_model_dir: Path, tmp_path: Path) -> None:
+    grpo = make_trainer(tiny_model_dir, tmp_path / "grpo", trainer_class=GRPOTrainer, max_steps=2)
+    cipo = make_trainer(tiny_model_dir, tmp_path / "cipo", use_correction=False, max_steps=2)
+    for trainer in (grpo, cipo):
+        trainer.model.train()
+        trainer.current_gradient_accumulation_steps = 1  # set by the training loop; compute_loss reads it
+    inputs = [{"prompt": PROMPTS[p], "answer": str(p)} for p in (0, 1) for _ in range(4)]
+    torch.manual_seed(1)
+    grpo_batch = grpo._generate_and_score_completions(inputs)
+    torch.manual_seed(1)
+    cipo_batch = cipo._generate_and_score_completions(inputs)
+    assert grpo_batch.keys() == cipo_batch.keys()
+    for key, value in grpo_batch.items():
+        assert torch.equal(value, cipo_batch[key]), key
+    assert torch.equal(grpo.compute_loss(grpo.model, grpo_batch), cipo.compute_loss(cipo.model, grpo_batch))
+
+    for trainer in (grpo, cipo):  # same RNG state at the start of each run
+        torch.manual_seed(2)
+        trainer.train()
+    for (name, p_grpo), (_, p_cipo) in zip(grpo.model.named_parameters(), cipo.model.named_parameters(), strict=True):
+        assert torch.equal(p_grpo, p_cipo), name
+    assert not any(key.startswith("correction/") for entry in cipo.state.log_history for key in entry)
+
+
+def test_resume_continues_the_same_trajectory(tiny_model_dir: Path, tmp_path: Path) -> None:
+    settings = dict(
+        max_steps=4, save_strategy="steps", save_steps=2, replay_step_size=0.5, correction_anchor_fraction=0.5
+    )
+    straight = make_trainer(tiny_model_dir, tmp_path / "straight", **settings)
+    straight.train()
+    assert straight.replay.num_updates > 0, "the test needs the replay ratio to move"
+
+    # The uninterrupted run saved checkpoint-2 on its way: resume from it in a fresh trainer.
+    checkpoint = Path(straight.args.output_dir) / "checkpoint-2"
+    assert (checkpoint / STATE_FILE).exists()
+
+    resumed = make_trainer(tiny_model_dir, tmp_path / "resumed", **settings)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.replay.state_dict() == straight.replay.state_dict()
+    assert resumed.anchor_rng.getstate() == straight.anchor_rng.getstate()
+    for (name, p_a), (_, p_b) in zip(
+        straight.model.named_parameters(), resumed.model.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(p_a, p_b, msg=f"{name} differs after resume")
+
+
+def test_concat_batches_pads_each_side() -> None:
+    first = {
+        "prompt_ids": torch.tensor([[5, 6]]),
+        "prompt_mask": torch.tensor([[1, 1]]),
+        "completion_ids": torch.tensor([[7]]),
+        "completion_mask": torch.tensor([[1]]),
+        "advantages": torch.tensor([0.5]),
+        "num_items_in_batch": torch.tensor(1),
+    }
+    second = {
+        "prompt_ids": torch.tensor([[1, 2, 3]]),
+        "prompt_mask": torch.tensor([[1, 1, 1]]),
+        "completion_ids": torch.tensor([[8, 9]]),
+        "completion_mask": torch.tensor([[1, 1]]),
+        "advantages": torch.tensor([-1.0]),
+        "num_items_in_batch": torch.tensor(2),
+    }
+    merged = concat_batches(first, second, pad_token_id=0)
+    assert merged["prompt_ids"].tolist() == [[0, 5, 6], [1, 2, 3]]
+    assert merged["prompt_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
+    assert merged["completion_ids"].tolist() == [[7, 0], [8, 9]]
+    assert merged["completion_mask"].tolist() == [[1, 0], [1, 1]]
+    assert merged["advantages"].tolist() == [0.5, -1.0]
+    assert merged["num_items_in_batch"].item() == 3
+    with pytest.raises(ValueError, match="pixel_values"):
+        concat_batches({**first, "pixel_values": torch.zeros(1)}, {**second, "pixel_values": torch.zeros(1)}, 0)
+
+
+def test_model_loads_through_from_pretrained(tiny_model_dir: Path) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert model.config.model_type == "llama"
