@@ -50,6 +50,7 @@ def train_main(argv: Sequence[str]) -> int:
     )
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
+    trainer.save_state()
     return 0
 
 

@@ -93,6 +93,13 @@ class CIPOConfig(GRPOConfig):
         default=512,
         metadata={"help": "Attempts longer than this many tokens keep only their end. None = no limit."},
     )
+    correction_micro_batch: int | None = field(
+        default=None,
+        metadata={
+            "help": "Most correction rows added to each per-device micro-batch (caps the anchor budget), so the "
+            "extra activation memory of a training forward is bounded. None = no cap."
+        },
+    )
     correction_success_threshold: float = field(
         default=0.5,
         metadata={"help": "A rollout counts as correct when its total weighted reward is at least this."},
@@ -135,6 +142,10 @@ class CIPOConfig(GRPOConfig):
                 "correction_max_attempt_tokens",
                 self.correction_max_attempt_tokens,
                 "must be > 0 or None",
+            )
+        if self.correction_micro_batch is not None:
+            _check(
+                self.correction_micro_batch >= 0, "correction_micro_batch", self.correction_micro_batch, "must be >= 0"
             )
         _check(
             self.scale_rewards in SCALE_OPTIONS, "scale_rewards", self.scale_rewards, f"must be one of {SCALE_OPTIONS}"

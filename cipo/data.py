@@ -6,6 +6,7 @@ Rows come out with a ``prompt`` column (conversational when asked, the TRL conve
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,10 +75,31 @@ def _load_raw(args: DataArguments) -> tuple[Dataset, str]:
         loader = _LOCAL_FORMATS.get(path.suffix.lower())
         if loader is None:
             raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(_LOCAL_FORMATS)}")
-        return load_dataset(loader, data_files=str(path), split="train"), str(path)
+        if loader == "json" and path.suffix.lower() == ".jsonl":
+            _check_json_lines(path)
+        try:
+            return load_dataset(loader, data_files=str(path), split="train"), str(path)
+        except ValueError as error:
+            if "no data" in str(error):
+                raise ValueError(f"{path}: the dataset is empty") from error
+            raise ValueError(f"{path}: could not be read as {loader}: {error}") from error
     if name.endswith(tuple(_LOCAL_FORMATS)):
         raise FileNotFoundError(f"dataset file {name} does not exist")
     return load_dataset(name, args.dataset_config, split=args.dataset_split), f"{name} [{args.dataset_split}]"
+
+
+def _check_json_lines(path: Path) -> None:
+    """Name the first malformed line of a jsonl file (datasets' own error does not)."""
+    with path.open(encoding="utf-8") as file:
+        for line_number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: row {line_number}: invalid JSON ({error.msg})") from error
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}: row {line_number}: expected a JSON object, got {type(row).__name__}")
 
 
 def _require_column(dataset: Dataset, column: str, source: str, flag: str) -> None:

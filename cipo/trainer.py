@@ -121,10 +121,19 @@ class CIPOTrainer(GRPOTrainer):
         chunks = self.args.steps_per_generation
         return self.accelerator.num_processes * chunks // math.gcd(self.args.correction_num_generations, chunks)
 
+    def _anchor_cap(self) -> int | None:
+        """Most anchors whose corrections keep every micro-batch within ``correction_micro_batch`` extra rows."""
+        if self.args.correction_micro_batch is None:
+            return None
+        rows = self.args.correction_micro_batch * self.args.steps_per_generation * self.accelerator.num_processes
+        return rows // self.args.correction_num_generations
+
     def _select_anchors(self, originals: _Scored) -> AnchorSelection:
         rewards = self._total_rewards(originals.rewards_per_func).tolist()
         correct = [is_success(r, self.args.correction_success_threshold) for r in rewards]
-        budget = anchor_budget(len(correct), self.args.correction_anchor_fraction, self._anchor_unit())
+        budget = anchor_budget(
+            len(correct), self.args.correction_anchor_fraction, self._anchor_unit(), self._anchor_cap()
+        )
         self._warn_budget_once(len(correct), budget)
         return select_anchors(
             correct,

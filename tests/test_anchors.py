@@ -27,6 +27,12 @@ def test_anchor_budget(rollouts: int, fraction: float, unit: int, expected: int)
     assert anchor_budget(rollouts, fraction, unit) == expected
 
 
+def test_anchor_budget_cap() -> None:
+    assert anchor_budget(64, 0.5, 2, cap=5) == 4
+    assert anchor_budget(64, 0.5, 4, cap=3) == 0
+    assert anchor_budget(64, 0.5, 1, cap=None) == 32
+
+
 def test_prefers_the_difficulty_band() -> None:
     # group 0: all wrong, group 1: pass rate 0.5 (in band), group 2: all right
     correct = [0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1]

@@ -43,16 +43,17 @@ def band_distance(pass_rate: float, band: tuple[float, float]) -> float:
     return max(low - pass_rate, 0.0, pass_rate - high)
 
 
-def anchor_budget(num_rollouts: int, fraction: float, unit: int) -> int:
-    """Number of anchors: ``fraction`` of the rollouts, rounded to a multiple of ``unit``.
+def anchor_budget(num_rollouts: int, fraction: float, unit: int, cap: int | None = None) -> int:
+    """Number of anchors: ``fraction`` of the rollouts, rounded to a multiple of ``unit``, at most ``cap``.
 
     ``unit`` makes the correction rows split evenly over processes and gradient-accumulation chunks. A positive
-    fraction never rounds down to zero while at least one unit fits.
+    fraction never rounds down to zero while at least one unit fits under the cap.
     """
-    if fraction <= 0 or num_rollouts < unit:
+    limit = num_rollouts if cap is None else min(num_rollouts, cap)
+    if fraction <= 0 or limit < unit:
         return 0
     units = max(1, _round_half_up(fraction * num_rollouts / unit))
-    return min(units * unit, (num_rollouts // unit) * unit)
+    return min(units * unit, (limit // unit) * unit)
 
 
 def _round_half_up(value: float) -> int:
