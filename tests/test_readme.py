@@ -1,0 +1,20 @@
+"""The README documents every CIPOConfig field and the two commands."""
+
+from dataclasses import fields
+from pathlib import Path
+
+from trl import GRPOConfig
+
+from cipo import CIPOConfig
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_every_field_is_documented() -> None:
+    parent = {f.name for f in fields(GRPOConfig)}
+    missing = [f.name for f in fields(CIPOConfig) if f.name not in parent and f"| `{f.name}` |" not in README]
+    assert not missing, f"README lacks config fields: {missing}"
+
+
+def test_two_commands() -> None:
+    assert "make lab" in README and "make test" in README
