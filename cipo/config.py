@@ -89,6 +89,14 @@ class CIPOConfig(GRPOConfig):
         default=DEFAULT_INSTRUCTION,
         metadata={"help": "The review-and-fix request. It must not reveal whether the attempt was right."},
     )
+    correction_feedback: str | None = field(
+        default=None,
+        metadata={
+            "help": "Opt-in beyond the paper: name of a feedback function ('code': first failing test and its "
+            "error) or 'package.module:function', whose text is put before the instruction in correction "
+            "prompts. None = no external signal, as in the paper."
+        },
+    )
     correction_max_attempt_tokens: int | None = field(
         default=512,
         metadata={"help": "Attempts longer than this many tokens keep only their end. None = no limit."},

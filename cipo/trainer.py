@@ -34,9 +34,10 @@ from trl import GRPOTrainer
 from cipo.config import CIPOConfig
 from cipo.core.advantages import correction_advantages
 from cipo.core.anchors import AnchorSelection, anchor_budget, select_anchors
-from cipo.core.prompts import build_correction_row
+from cipo.core.prompts import build_correction_row, with_feedback
 from cipo.core.replay import ReplayController
 from cipo.core.shaping import CorrectionStats, correction_stats, is_success, shape_correction_rewards
+from cipo.rewards import get_feedback
 
 STATE_FILE = "cipo_state.json"
 
@@ -154,16 +155,16 @@ class CIPOTrainer(GRPOTrainer):
         start = self.accelerator.process_index * per_rank
         local_anchors = selection.indices[start : start + per_rank]
 
+        anchors = [all_pairs[index] for index in local_anchors]
         rows = []
-        for index in local_anchors:
-            source_row, completion = all_pairs[index]
+        for (source_row, completion), instruction in zip(anchors, self._instructions(anchors), strict=True):
             row = build_correction_row(
                 source_row,
                 completion,
                 tokenizer=self._tokenizer,
                 max_attempt_tokens=self.args.correction_max_attempt_tokens,
                 template=self.args.correction_template,
-                instruction=self.args.correction_instruction,
+                instruction=instruction,
             )
             rows.extend(copy.deepcopy(row) for _ in range(self.args.correction_num_generations))
         threshold = self.args.correction_success_threshold
@@ -173,6 +174,16 @@ class CIPOTrainer(GRPOTrainer):
             for _ in range(self.args.correction_num_generations)
         ]
         return rows, anchor_correct
+
+    def _instructions(self, anchors: list[tuple[dict[str, Any], Any]]) -> list[str]:
+        """The review instruction of each anchor, preceded by execution feedback when the user opted in."""
+        instruction = self.args.correction_instruction
+        if not self.args.correction_feedback or not anchors:
+            return [instruction] * len(anchors)
+        feedback_fn = get_feedback(self.args.correction_feedback)
+        columns = {key: [row[key] for row, _ in anchors] for key in anchors[0][0] if key != "prompt"}
+        feedback = feedback_fn([completion for _, completion in anchors], **columns)
+        return [with_feedback(text, instruction) for text in feedback]
 
     def _correction_advantages(self, raw_rewards: torch.Tensor, anchor_correct: list[bool]) -> torch.Tensor:
         """Shaped, group-normalized, weighted advantages of this rank's correction rows."""

@@ -208,3 +208,25 @@ def test_concat_batches_pads_each_side() -> None:
 def test_model_loads_through_from_pretrained(tiny_model_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert model.config.model_type == "llama"
+
+
+def test_opt_in_feedback_goes_into_the_instruction(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cipo.rewards
+    from cipo.core.prompts import DEFAULT_INSTRUCTION, FEEDBACK_INTRO
+
+    seen: dict = {}
+
+    def fake_feedback(completions, answer, **kwargs) -> list[str]:  # noqa: ANN001, ANN003
+        seen["answer"] = answer
+        return [f"checked against {gold}" for gold in answer]
+
+    monkeypatch.setitem(cipo.rewards._FEEDBACK, "fake", fake_feedback)
+    reward = ScriptedReward([[1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0]])
+    trainer = make_trainer(tiny_model_dir, tmp_path, reward=reward, replay_ratio=0.5, correction_feedback="fake")
+    trainer.model.train()
+    trainer._generate_and_score_completions([{"prompt": PROMPTS[p], "answer": f"g{p}"} for p in (0, 1) for _ in range(4)])
+    instruction = reward.calls[1]["prompts"][0][-1]["content"]
+    assert instruction == f"{FEEDBACK_INTRO}\nchecked against g0\n\n{DEFAULT_INSTRUCTION}"
+    assert seen["answer"] == ["g0", "g0"]

@@ -80,6 +80,16 @@ def validate_text_template(template: str) -> None:
         ) from error
 
 
+FEEDBACK_INTRO = "Your previous attempt was checked."
+
+
+def with_feedback(feedback: str | None, instruction: str = DEFAULT_INSTRUCTION) -> str:
+    """The instruction preceded by external feedback (opt-in; the paper's method uses none)."""
+    if not feedback:
+        return instruction
+    return f"{FEEDBACK_INTRO}\n{feedback}\n\n{instruction}"
+
+
 def build_correction_prompt(
     prompt: Prompt,
     attempt: str,

@@ -46,6 +46,22 @@ def get_reward(name: str) -> RewardFunc:
     return entry
 
 
+# Correction feedback (opt-in, beyond the paper): f(completions, **dataset_columns) -> list[str], one text each.
+_FEEDBACK: dict[str, RewardFunc | str] = {"code": "cipo.rewards.code:code_feedback_batch"}
+
+
+def get_feedback(name: str) -> Callable[..., list[str]]:
+    """A correction-feedback function by name (``"code"``: first failing test and error) or dotted path."""
+    entry = _FEEDBACK.get(name)
+    if entry is None:
+        if ":" in name:
+            return _import_dotted(name)
+        raise KeyError(f"unknown correction feedback {name!r}; registered: {sorted(_FEEDBACK)}")
+    if isinstance(entry, str):
+        entry = _FEEDBACK[name] = _import_dotted(entry)
+    return entry
+
+
 def registered_rewards() -> list[str]:
     return sorted(_REGISTRY)
 
