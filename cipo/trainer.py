@@ -10,7 +10,8 @@ One training step, top to bottom (see ``_generate_and_score_completions``):
 4. Shaping and advantages: a correction that breaks a correct anchor gets ``-risk_penalty``
    (``cipo.core.shaping``); advantages are normalized within each anchor's corrections and weighted
    (``cipo.core.advantages``).
-5. The correction rows are appended to the GRPO batch; the parent's loss trains on both.
+5. The correction rows are appended to the GRPO batch; the parent's loss trains on both. The training forward runs
+   short-prompt and long-prompt rows apart, so original rows are not computed over the correction prompts' padding.
 6. The replay controller (``cipo.core.replay``) updates the correct-anchor share from this step's retention.
 """
 
@@ -80,6 +81,7 @@ class CIPOTrainer(GRPOTrainer):
         )
         # Same seed on every rank: anchor choices must agree everywhere without communication.
         self.anchor_rng = random.Random(config.seed)
+        self._check_micro_batch_cap()
         self._last_scored: _Scored | None = None
         self._warned_budget = False
 
@@ -101,7 +103,9 @@ class CIPOTrainer(GRPOTrainer):
         raw_rewards = self._total_rewards(self._last_scored.rewards_per_func)
         correction_batch["advantages"] = self._correction_advantages(raw_rewards, anchor_correct)
 
-        self._record(correction_stats(raw_rewards.tolist(), anchor_correct, self.args.correction_success_threshold))
+        self._record(
+            correction_stats(raw_rewards.tolist(), anchor_correct, self.args.correction_success_threshold)
+        )
         return concat_batches(batch, correction_batch, self._tokenizer.pad_token_id, self.pad_to_multiple_of)
 
     # ------------------------------------------------------------------------------------------- the pieces
@@ -109,6 +113,45 @@ class CIPOTrainer(GRPOTrainer):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._last_scored = _Scored(list(inputs), list(completions), rewards_per_func)
         return rewards_per_func
+
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, **kwargs
+    ):  # noqa: ANN001, ANN202
+        """The parent's forward; when training with corrections, on short-prompt and long-prompt rows apart.
+
+        Correction prompts (prompt + attempt + instruction) are much longer than the originals, and the merged batch
+        left-pads every row to the longest prompt: without the split, the original rows' forward and backward run
+        over that padding. Dropping all-padding columns shifts a row's positions by a constant, which rotary and
+        other relative position encodings do not see. Always two calls for two or more rows, so every rank calls
+        the model equally often (FSDP and ZeRO-3 gather parameters collectively in each call).
+        """
+        multimodal = any(value is not None for key, value in kwargs.items() if not key.startswith("compute_"))
+        split = self.args.use_correction and torch.is_grad_enabled() and not multimodal and len(input_ids) > 1
+        if not split:
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs
+            )
+        prompt_width = input_ids.size(1) - logits_to_keep
+        prompt_lengths = attention_mask[:, :prompt_width].sum(dim=1)
+        groups = split_by_prompt_length(prompt_lengths)
+        parts = []
+        for rows in groups:
+            start = prompt_width - int(prompt_lengths[rows].max())
+            parts.append(
+                super()._get_per_token_logps_and_entropies(
+                    model,
+                    input_ids[rows, start:],
+                    attention_mask[rows, start:],
+                    logits_to_keep,
+                    batch_size,
+                    **kwargs,
+                )
+            )
+        order = torch.argsort(torch.cat(groups))
+        logps = torch.cat([part[0] for part in parts])[order]
+        entropies = None if parts[0][1] is None else torch.cat([part[1] for part in parts])[order]
+        aux_loss = None if parts[0][2] is None else torch.stack([part[2] for part in parts]).mean()
+        return logps, entropies, aux_loss
 
     def _total_rewards(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
         """Weighted sum over reward functions, NaN where no function could score the row (as the parent)."""
@@ -120,13 +163,27 @@ class CIPOTrainer(GRPOTrainer):
     def _anchor_unit(self) -> int:
         """Anchors come in multiples of this, so every rank and accumulation chunk gets whole rows."""
         chunks = self.args.steps_per_generation
-        return self.accelerator.num_processes * chunks // math.gcd(self.args.correction_num_generations, chunks)
+        return (
+            self.accelerator.num_processes * chunks // math.gcd(self.args.correction_num_generations, chunks)
+        )
+
+    def _check_micro_batch_cap(self) -> None:
+        cap = self._anchor_cap()
+        if self.args.use_correction and cap is not None and cap < self._anchor_unit():
+            raise ValueError(
+                f"CIPOConfig.correction_micro_batch={self.args.correction_micro_batch} admits {cap} anchors per step, "
+                f"fewer than the smallest anchor unit ({self._anchor_unit()} = processes x steps_per_generation / "
+                "gcd(correction_num_generations, steps_per_generation)): no correction would ever be trained. "
+                "Raise it, or set use_correction=False."
+            )
 
     def _anchor_cap(self) -> int | None:
         """Most anchors whose corrections keep every micro-batch within ``correction_micro_batch`` extra rows."""
         if self.args.correction_micro_batch is None:
             return None
-        rows = self.args.correction_micro_batch * self.args.steps_per_generation * self.accelerator.num_processes
+        rows = (
+            self.args.correction_micro_batch * self.args.steps_per_generation * self.accelerator.num_processes
+        )
         return rows // self.args.correction_num_generations
 
     def _select_anchors(self, originals: _Scored) -> AnchorSelection:
@@ -145,7 +202,9 @@ class CIPOTrainer(GRPOTrainer):
             rng=self.anchor_rng,
         )
 
-    def _correction_inputs(self, originals: _Scored, selection: AnchorSelection) -> tuple[list[dict], list[bool]]:
+    def _correction_inputs(
+        self, originals: _Scored, selection: AnchorSelection
+    ) -> tuple[list[dict], list[bool]]:
         """This rank's correction rows (each anchor repeated once per correction) and, for all ranks' rows in
         gathered order, whether the row's anchor was correct."""
         local_pairs = list(zip(originals.inputs, originals.completions, strict=True))
@@ -188,7 +247,10 @@ class CIPOTrainer(GRPOTrainer):
     def _correction_advantages(self, raw_rewards: torch.Tensor, anchor_correct: list[bool]) -> torch.Tensor:
         """Shaped, group-normalized, weighted advantages of this rank's correction rows."""
         shaped = shape_correction_rewards(
-            raw_rewards.tolist(), anchor_correct, self.args.correction_success_threshold, self.args.risk_penalty
+            raw_rewards.tolist(),
+            anchor_correct,
+            self.args.correction_success_threshold,
+            self.args.risk_penalty,
         )
         advantages = correction_advantages(
             torch.tensor(shaped, dtype=torch.float32),
@@ -290,8 +352,21 @@ def concat_batches(
         elif value is None and other is None:
             merged[key] = None
         else:
-            raise ValueError(f"CIPOTrainer cannot append correction rows to a batch with field {key!r} (multimodal?)")
+            raise ValueError(
+                f"CIPOTrainer cannot append correction rows to a batch with field {key!r} (multimodal?)"
+            )
     return merged
+
+
+def split_by_prompt_length(prompt_lengths: torch.Tensor) -> list[torch.Tensor]:
+    """Row indices in two non-empty groups, short prompts and long prompts, cut where padding each group to its own
+    longest prompt costs the fewest positions. Needs at least two rows."""
+    order = torch.argsort(prompt_lengths, stable=True)
+    lengths = prompt_lengths[order]
+    sizes = torch.arange(1, len(order), device=lengths.device)  # rows in the short group
+    cost = sizes * lengths[:-1] + (len(order) - sizes) * lengths[-1]
+    cut = int(sizes[torch.argmin(cost)])
+    return [order[:cut], order[cut:]]
 
 
 def _pad_cat(

@@ -14,7 +14,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from cipo import CIPOConfig, CIPOTrainer
 from cipo.core.advantages import STD_EPS
-from cipo.trainer import STATE_FILE, concat_batches
+from cipo.trainer import STATE_FILE, concat_batches, split_by_prompt_length
 
 PROMPTS = [[{"role": "user", "content": f"Compute {a}+{b}."}] for a in range(4) for b in range(4)]
 
@@ -230,3 +230,38 @@ def test_opt_in_feedback_goes_into_the_instruction(
     instruction = reward.calls[1]["prompts"][0][-1]["content"]
     assert instruction == f"{FEEDBACK_INTRO}\nchecked against g0\n\n{DEFAULT_INSTRUCTION}"
     assert seen["answer"] == ["g0", "g0"]
+
+
+def test_split_by_prompt_length_cuts_where_padding_is_least() -> None:
+    groups = split_by_prompt_length(torch.tensor([5, 300, 6, 290, 5]))
+    assert [sorted(group.tolist()) for group in groups] == [[0, 2, 4], [1, 3]]
+    assert [len(group) for group in split_by_prompt_length(torch.tensor([7, 7]))] == [1, 1]
+
+
+def test_training_forward_skips_the_padding_of_correction_prompts(tiny_model_dir: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(tiny_model_dir, tmp_path, bf16=False)
+    trainer.model.train()
+    inputs = [{"prompt": PROMPTS[p], "answer": str(p)} for p in (0, 1) for _ in range(4)]
+    batch = trainer._generate_and_score_completions(inputs)
+    assert len(batch["advantages"]) == 12  # 8 rollouts + 2 anchors x 2 corrections
+    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    width = batch["completion_ids"].size(1)
+    positions = []
+    hook = trainer.model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: positions.append(kwargs["input_ids"].numel()), with_kwargs=True
+    )
+    split = trainer._get_per_token_logps_and_entropies(trainer.model, input_ids, attention_mask, width, compute_entropy=True)
+    hook.remove()
+    whole = GRPOTrainer._get_per_token_logps_and_entropies(
+        trainer, trainer.model, input_ids, attention_mask, width, compute_entropy=True
+    )
+    real = batch["completion_mask"].bool()
+    torch.testing.assert_close(split[0][real], whole[0][real], atol=1e-5, rtol=0)
+    torch.testing.assert_close(split[1][real], whole[1][real], atol=1e-5, rtol=0)
+    assert len(positions) == 2 and sum(positions) < input_ids.numel()
+
+
+def test_too_small_micro_batch_cap_is_rejected(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="correction_micro_batch=1 admits 0 anchors"):
+        make_trainer(tiny_model_dir, tmp_path, correction_micro_batch=1, correction_num_generations=4)
