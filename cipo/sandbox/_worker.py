@@ -1,0 +1,657 @@
+"""The supervisor that lives inside the sandbox: it receives jobs from the host and runs each one in a forked child.
+
+The host starts it as ``python -I -B -X utf8 _worker.py SETTINGS_JSON`` (inside bubblewrap at the ``bwrap``
+level). It uses the standard library only, so it starts fast and loads none of the host's packages, then preloads
+common modules once; every job is a ``fork()`` of this warm process instead of a new interpreter. That is where
+the pool's speed comes from.
+
+For each job the supervisor:
+
+1. makes a fresh, empty working directory;
+2. forks a child that moves to it, drops every privilege, sets the resource limits and runs the program through
+   ``_harness`` (stdin from a memfd, stdout/stderr/report channel to pipes);
+3. reads the pipes, at most ``output_bytes``, until the child exits or the wall-clock deadline passes;
+4. kills every process the job started (``kill(-1)`` in its own PID namespace, else the whole descendant tree,
+   which it can see because it is a child subreaper) and deletes every file the job wrote;
+5. answers the host, and asks to be replaced (``recycle``) if anything could not be cleaned.
+
+At the ``namespaces`` level it builds the sandbox itself first (:func:`enter_namespaces`), with the same view of
+the file system as the ``bwrap`` level.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import gc
+import importlib
+import json
+import os
+import pathlib
+import platform
+import resource
+import select
+import signal
+import sys
+import time
+import traceback
+from typing import Any, NoReturn
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+import _harness  # noqa: E402
+import _protocol  # noqa: E402
+
+sys.path.remove(_HERE)  # programs must not import the host's modules by accident
+
+PRELOADED_MODULES = (
+    "array", "bisect", "cmath", "collections", "copy", "dataclasses", "datetime", "decimal", "enum", "fractions",
+    "functools", "hashlib", "heapq", "io", "itertools", "math", "numbers", "operator", "random", "re",
+    "statistics", "string", "textwrap", "typing", "unicodedata",
+)  # fmt: skip
+CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
+READ_CHUNK = 1 << 16
+# A job whose processes survive this long after SIGKILL (stuck in the kernel) gets its supervisor replaced.
+KILL_GRACE_S = 5.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+CAP_DAC_READ_SEARCH = 2
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
+MNT_DETACH = 2
+# In a user namespace these flags of a bind mount are locked: a read-only remount must repeat them.
+_LOCKED_FLAGS = {
+    os.ST_NOSUID: MS_NOSUID,
+    os.ST_NODEV: MS_NODEV,
+    os.ST_NOEXEC: MS_NOEXEC,
+    os.ST_NOATIME: MS_NOATIME,
+    os.ST_NODIRATIME: MS_NODIRATIME,
+    os.ST_RELATIME: MS_RELATIME,
+}
+_PIVOT_ROOT_SYSCALL = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+DEVICE_NODES = ("null", "zero", "full", "random", "urandom")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Small wrappers around the system calls Python 3.11 does not expose
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _prctl(option: int, value: int = 0, extra: int = 0) -> None:
+    args = (ctypes.c_ulong(value), ctypes.c_ulong(extra), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    _check(_libc.prctl(option, *args), f"prctl({option})")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def encoded(text: str | None) -> bytes | None:
+        return None if text is None else text.encode()
+
+    result = _libc.mount(
+        encoded(source), encoded(target), encoded(fstype), ctypes.c_ulong(flags), encoded(data)
+    )
+    _check(result, f"mount {source} on {target}")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _set_capabilities(capabilities: set[int]) -> None:
+    """Keep exactly these capabilities (effective, permitted and inheritable); an empty set drops them all."""
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    for capability in capabilities:
+        bit = 1 << (capability % 32)
+        slot = data[capability // 32]
+        slot.effective |= bit
+        slot.permitted |= bit
+        slot.inheritable |= bit
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def _write_file(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The "namespaces" level: a sandbox built by hand with unshare(2), mount(2) and pivot_root(2)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def enter_namespaces(settings: dict[str, Any]) -> None:
+    """Move into new mount, PID, network, IPC and UTS namespaces (and a user namespace when not root).
+
+    The calling process forks: the child returns from this function as PID 1 of the new PID namespace, inside a
+    new root with read-only binds; the parent stays outside, waits for it and exits with its status.
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID
+    if uid != 0:
+        flags |= CLONE_NEWUSER
+    _check(_libc.unshare(flags), "unshare")
+    if uid != 0:
+        _write_file("/proc/self/setgroups", "deny")
+        _write_file("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write_file("/proc/self/gid_map", f"{gid} {gid} 1")
+    child = os.fork()
+    if child:
+        _wait_as_outer_process(child)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _build_root(settings)
+
+
+def _wait_as_outer_process(child: int) -> NoReturn:
+    # Give the protocol pipes up, so that the host sees end-of-file as soon as the supervisor dies.
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(code if code >= 0 else 128 - code)
+
+
+def _pivot_root(new_root: str, put_old: str) -> None:
+    machine = platform.machine()
+    if machine not in _PIVOT_ROOT_SYSCALL:
+        raise OSError(f"pivot_root: unknown system call number on {machine}")
+    _check(_libc.syscall(_PIVOT_ROOT_SYSCALL[machine], new_root.encode(), put_old.encode()), "pivot_root")
+    os.chdir("/")
+
+
+def _build_root(settings: dict[str, Any]) -> None:
+    """Replace the root file system (of this mount namespace) with a tmpfs holding read-only binds.
+
+    As bubblewrap does: first pivot into a scratch tmpfs mounted on /tmp, which puts the whole old tree under
+    /oldroot (with the host's /tmp uncovered, in case a bound path lives there); assemble the new root in
+    /newroot from /oldroot; pivot into it and detach everything else.
+    """
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    os.mkdir("/tmp/oldroot")
+    os.mkdir("/tmp/newroot")
+    _pivot_root("/tmp", "/tmp/oldroot")
+    root = "/newroot"
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    # Private /tmp, /dev and /proc first: a bound path may live under /tmp (a virtualenv there, say).
+    os.mkdir(root + "/tmp")
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={settings['tmp_bytes']}")
+    _make_dev(root + "/dev", settings["shm_bytes"])
+    os.mkdir(root + "/proc")
+    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for path in settings["binds"]:
+        source, target = "/oldroot" + path, root + path
+        if os.path.isdir(source):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "w").close()
+        _mount(source, target, None, MS_BIND | MS_REC)
+    for link, destination in settings["symlinks"]:
+        os.makedirs(os.path.dirname(root + link), exist_ok=True)
+        os.symlink(destination, root + link)
+    os.mkdir(root + "/.old_root")
+    _pivot_root(root, root + "/.old_root")
+    _check(_libc.umount2(b"/.old_root", MNT_DETACH), "umount /.old_root")
+    os.rmdir("/.old_root")
+    _remount_read_only(writable=("/tmp", "/dev/shm", *(f"/dev/{name}" for name in DEVICE_NODES)))
+
+
+def _make_dev(dev: str, shm_bytes: int) -> None:
+    os.mkdir(dev)
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=0755,size=64k")
+    for name in DEVICE_NODES:  # bind the host's nodes: a user namespace may not create device nodes
+        open(f"{dev}/{name}", "w").close()
+        _mount(f"/oldroot/dev/{name}", f"{dev}/{name}", None, MS_BIND)
+    for index, name in enumerate(("stdin", "stdout", "stderr")):
+        os.symlink(f"/proc/self/fd/{index}", f"{dev}/{name}")
+    os.symlink("/proc/self/fd", f"{dev}/fd")
+    os.mkdir(f"{dev}/shm")
+    _mount("tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={shm_bytes}")
+
+
+def _mount_points() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            field = line.split()[4]
+            points.append(field.encode().decode("unicode_escape"))  # octal escapes such as \040
+    return points
+
+
+def _remount_read_only(writable: tuple[str, ...]) -> None:
+    for point in _mount_points():
+        if point in writable or point == "/proc" or point.startswith("/proc/"):
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+        current = os.statvfs(point).f_flag
+        flags |= sum(
+            mount_flag for statvfs_flag, mount_flag in _LOCKED_FLAGS.items() if current & statvfs_flag
+        )
+        _mount(None, point, None, flags)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The supervisor
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _take_protocol_fds() -> tuple[int, int]:
+    """Move the protocol pipes off stdin/stdout, which become /dev/null (stray prints cannot corrupt messages)."""
+    protocol_in, protocol_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    return protocol_in, protocol_out
+
+
+def _preload() -> None:
+    for name in PRELOADED_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def _parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+def _tasks_of_user(uid: int) -> int:
+    """Threads owned by ``uid`` right now: what RLIMIT_NPROC counts when there is no user namespace."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return count
+
+
+def _remove(path: str) -> None:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)  # the program may have made it unreadable
+            for entry in os.listdir(path):
+                _remove(os.path.join(path, entry))
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except (OSError, RecursionError):
+        pass
+
+
+class _Capture:
+    """Reads the child's stdout, stderr and report channel, with a cap on how much is kept."""
+
+    def __init__(self, fds: dict[str, int], output_limit: int) -> None:
+        self.names = {fd: name for name, fd in fds.items()}
+        self.data = {name: bytearray() for name in fds}
+        self.output_limit = output_limit
+        self.exceeded = False
+
+    @property
+    def open_fds(self) -> list[int]:
+        return list(self.names)
+
+    def read(self, fds: list[int]) -> None:
+        for fd in fds:
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                os.close(fd)
+                del self.names[fd]
+                continue
+            self.data[self.names[fd]] += chunk
+        printed = len(self.data["stdout"]) + len(self.data["stderr"])
+        if printed > self.output_limit or len(self.data["channel"]) > self.output_limit:
+            self.exceeded = True
+
+    def drain(self, deadline: float) -> None:
+        """Read what is left once every writer is dead (end-of-file comes at once)."""
+        while self.names and not self.exceeded and time.monotonic() < deadline:
+            ready, _, _ = select.select(self.open_fds, [], [], max(0.0, deadline - time.monotonic()))
+            self.read(ready)
+        for fd in self.open_fds:
+            os.close(fd)
+        self.names.clear()
+
+    def text(self, name: str) -> str:
+        return bytes(self.data[name][: self.output_limit]).decode("utf-8", "replace")
+
+
+class Supervisor:
+    """Runs jobs one at a time, each in a fresh child forked from this warm process (see the module docstring)."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.level = settings["level"]
+        self.run_as: tuple[int, int] | None = tuple(settings["run_as"]) if settings["run_as"] else None
+        self.keep_read_access = bool(settings.get("keep_read_access"))
+        self.own_pid_namespace = self.level in ("bwrap", "namespaces")
+        # Bound paths under the private /tmp (and their parent directories) survive the clean-up after each run.
+        self.bound = set(settings["binds"])
+        self.bound_parents = {str(parent) for path in self.bound for parent in pathlib.PurePath(path).parents}
+        self.runs = 0
+        self.work_root = settings["work_root"]
+        # Orphans of the job come back to us, so we can see (and kill) every process a job started.
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        # Nobody without CAP_SYS_PTRACE may ptrace us or open /proc/<our pid>/mem; the children inherit this.
+        _prctl(PR_SET_DUMPABLE, 0)
+        if settings.get("preload"):
+            _preload()
+        _harness.snapshot_environment()
+        gc.collect()
+        gc.freeze()  # fewer copy-on-write page faults in the forked children
+
+    def ready_message(self) -> dict[str, Any]:
+        return {
+            "ready": True,
+            "level": self.level,
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "run_as": self.run_as,
+        }
+
+    def serve(self, protocol_in: int, protocol_out: int) -> None:
+        _protocol.write_message(protocol_out, self.ready_message())
+        while True:
+            job = _protocol.read_message(protocol_in)
+            if job is None:
+                break
+            try:
+                result = self.run_job(job)
+            except Exception:
+                result = {"error": "supervisor failed: " + traceback.format_exc(limit=3), "recycle": True}
+            _protocol.write_message(protocol_out, result)
+            if result.get("recycle"):
+                break
+
+    # -- one job -------------------------------------------------------------------------------------------------
+
+    def run_job(self, job: dict[str, Any]) -> dict[str, Any]:
+        limits = job["limits"]
+        workdir = self._new_workdir()
+        stdin_fd = self._stdin_fd(job.get("stdin") or "")
+        pipes = {name: os.pipe() for name in ("stdout", "stderr", "channel")}
+        nproc = self._process_limit(limits["processes"])
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            self._child(job, workdir, stdin_fd, [write for _, write in pipes.values()], nproc)
+        for fd in (stdin_fd, *(write for _, write in pipes.values())):
+            os.close(fd)
+        capture = _Capture({name: read for name, (read, _) in pipes.items()}, limits["output_bytes"])
+        status, timed_out = self._wait(pid, capture, started + limits["timeout_s"])
+        duration = time.monotonic() - started
+        clean = self._kill_everything()
+        capture.drain(time.monotonic() + 1.0)
+        clean = self._remove_files(workdir) and clean
+        return {
+            "exit_code": os.waitstatus_to_exitcode(status),
+            "timed_out": timed_out,
+            "output_limit": capture.exceeded,
+            "stdout": capture.text("stdout"),
+            "stderr": capture.text("stderr"),
+            "channel": capture.text("channel"),
+            "duration_s": duration,
+            "recycle": not clean,
+        }
+
+    def _new_workdir(self) -> str:
+        self.runs += 1
+        path = os.path.join(self.work_root, f"run-{self.runs}")
+        os.mkdir(path, 0o700)
+        if self.run_as:
+            os.chown(path, *self.run_as)
+        return path
+
+    @staticmethod
+    def _stdin_fd(text: str) -> int:
+        fd = os.memfd_create("stdin", 0)
+        data = text.encode("utf-8", "replace")
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+    def _process_limit(self, processes: int) -> int:
+        # RLIMIT_NPROC counts all of the user's threads. With our own user namespace or uid that is just this
+        # sandbox (plus the supervisor and bwrap's init); at the rlimits level without root it is everything the
+        # user runs, so the allowance goes on top of that.
+        if self.level == "rlimits" and self.run_as is None:
+            return _tasks_of_user(os.getuid()) + processes
+        return processes + 2
+
+    def _wait(self, pid: int, capture: _Capture, deadline: float) -> tuple[int, bool]:
+        """Read output until the child exits, the output cap is hit or the deadline passes.
+
+        Returns the child's wait status and whether the deadline passed.
+        """
+        try:
+            pidfd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        try:
+            while not capture.exceeded:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                watched = capture.open_fds + ([pidfd] if pidfd is not None else [])
+                timeout = remaining if pidfd is not None else min(remaining, 0.005)
+                ready, _, _ = select.select(watched, [], [], timeout)
+                capture.read([fd for fd in ready if fd != pidfd])
+                finished, status = os.waitpid(pid, os.WNOHANG)
+                if finished:
+                    return status, False
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        return status, not capture.exceeded
+
+    def _kill_everything(self) -> bool:
+        """SIGKILL every process the job left behind and reap it; False if some survive the grace period."""
+        deadline = time.monotonic() + KILL_GRACE_S
+        while time.monotonic() < deadline:
+            if self.own_pid_namespace:
+                try:
+                    os.kill(-1, signal.SIGKILL)  # everyone in our PID namespace but us (and init)
+                except ProcessLookupError:
+                    return True
+            else:
+                survivors = self._descendants()
+                if not survivors:
+                    return True
+                for pid in survivors:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            if not self._reap():
+                time.sleep(0.001)
+        return False
+
+    @staticmethod
+    def _reap() -> bool:
+        reaped = False
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return reaped
+            if pid == 0:
+                return reaped
+            reaped = True
+
+    @staticmethod
+    def _descendants() -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    children.setdefault(_parent_pid(int(entry)), []).append(int(entry))
+                except (OSError, ValueError, IndexError):
+                    continue
+        found, frontier = [], [os.getpid()]
+        while frontier:
+            for child in children.get(frontier.pop(), []):
+                found.append(child)
+                frontier.append(child)
+        return found
+
+    def _remove_files(self, workdir: str) -> bool:
+        """Delete everything the job wrote; True if nothing is left."""
+        if not self.own_pid_namespace:
+            _remove(workdir)
+            return not os.path.exists(workdir)
+        clean = True
+        for directory in ("/tmp", "/dev/shm"):
+            clean = self._wipe(directory) and clean
+        return clean
+
+    def _wipe(self, directory: str) -> bool:
+        """Empty ``directory``, except for bound paths and their parents; True if nothing else is left."""
+        for entry in os.listdir(directory):
+            path = os.path.join(directory, entry)
+            if path in self.bound_parents:
+                os.chmod(path, 0o755)  # the program may have locked it
+                self._wipe(path)
+            elif path not in self.bound:
+                _remove(path)
+        left = (os.path.join(directory, entry) for entry in os.listdir(directory))
+        return all(path in self.bound or path in self.bound_parents for path in left)
+
+    # -- in the child --------------------------------------------------------------------------------------------
+
+    def _child(
+        self, job: dict[str, Any], workdir: str, stdin_fd: int, outputs: list[int], nproc: int
+    ) -> NoReturn:
+        code = 125
+        try:
+            os.setsid()
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            _install_fds([stdin_fd, *outputs])
+            os.chdir(workdir)
+            os.environ.clear()
+            os.environ.update(HOME=workdir, TMPDIR=workdir, PATH=CHILD_PATH, LANG="C.UTF-8")
+            self._drop_privileges()
+            _apply_limits(job["limits"], nproc)
+            code = _harness.run(job)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except BaseException:
+                    pass
+            os._exit(code)
+
+    def _drop_privileges(self) -> None:
+        if self.run_as and os.geteuid() == 0:
+            uid, gid = self.run_as
+            if self.keep_read_access:
+                _prctl(PR_SET_KEEPCAPS, 1)
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            if self.keep_read_access:
+                # The rlimits level has no private view of the file system: the program needs to read the
+                # Python installation wherever it is (even under a private home), but may write nothing of root's.
+                _set_capabilities({CAP_DAC_READ_SEARCH})
+                _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH)
+            else:
+                _set_capabilities(set())
+        else:
+            _set_capabilities(set())
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _install_fds(fds: list[int]) -> None:
+    """Put ``fds`` on 0, 1, 2, 3... and close every other descriptor (the protocol pipes above all)."""
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]  # out of the way of the targets
+    for target, fd in enumerate(high):
+        os.dup2(fd, target)
+    os.closerange(len(fds), os.sysconf("SC_OPEN_MAX"))
+    os.set_inheritable(_harness.RESULT_FD, False)
+
+
+def _apply_limits(limits: dict[str, Any], nproc: int) -> None:
+    cpu = max(1, int(limits["cpu_s"] + 0.999))
+    for name, value in (
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_AS, (limits["memory_bytes"],) * 2),
+        (resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2),
+        (resource.RLIMIT_NOFILE, (limits["open_files"],) * 2),
+        (resource.RLIMIT_NPROC, (nproc, nproc)),
+        (resource.RLIMIT_CORE, (0, 0)),
+    ):
+        resource.setrlimit(name, value)
+
+
+def main() -> None:
+    settings = json.loads(sys.argv[1])
+    os.umask(0o022)
+    if settings["level"] != "bwrap":  # bwrap does this itself (--die-with-parent)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != settings["parent_pid"]:
+            sys.exit("cipo sandbox: the host is gone")
+    if settings["level"] == "namespaces":
+        enter_namespaces(settings)
+    protocol_in, protocol_out = _take_protocol_fds()
+    Supervisor(settings).serve(protocol_in, protocol_out)
+
+
+if __name__ == "__main__":
+    main()
