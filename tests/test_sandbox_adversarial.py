@@ -3,7 +3,7 @@
 Every attack runs against tests it does not honestly pass (``add`` is wrong or missing), so a score above 0
 means the trick worked. Processes an attack starts rename themselves to ``MARK`` so that survivors can be
 found in the host's /proc. A few attacks are about isolation that the ``rlimits`` level does not provide
-(network, hidden files, private /tmp); they are skipped there, as docs/security-model.md says.
+(network, hidden files, private /tmp); they are skipped there, as README.md, Security model says.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ RENAME = f"import ctypes\nctypes.CDLL(None).prctl(15, b'{MARK}', 0, 0, 0)\n"
 ADD_TESTS = {"style": "assert", "tests": ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]}
 TOLERANCE_TESTS = {"style": "assert", "tests": ["assert abs(add(1, 2) - 3) < 1e-9"]}
 ISCLOSE_TESTS = {"style": "assert", "tests": ["assert math.isclose(add(1, 2), 3)"], "setup": "import math"}
-NOT_ISOLATED_AT_RLIMITS = "the rlimits level has no private network or file system (docs/security-model.md)"
+NOT_ISOLATED_AT_RLIMITS = "the rlimits level has no private network or file system (README.md, Security model)"
 SAME_USER_AT_RLIMITS = (
     "at the rlimits level without root, programs run as this user and can touch its processes and files"
 )

@@ -5,7 +5,7 @@
 True
 
 Isolation comes from bubblewrap when it works, else from namespaces set up by hand, else from resource limits
-only (with a warning); see ``cipo.sandbox.isolation`` and docs/security-model.md. Importing this package starts
+only (with a warning); see ``cipo.sandbox.isolation`` and the README (Security model). Importing this package starts
 nothing: the shared pool (:func:`get_sandbox`) starts on first use.
 """
 

@@ -1,6 +1,6 @@
 """Isolation levels, and the command line that starts an in-sandbox supervisor at each of them.
 
-Three levels, strongest first (see docs/security-model.md for what each one guarantees):
+Three levels, strongest first (see the README (Security model) for what each one guarantees):
 
 * ``bwrap``: bubblewrap creates the sandbox: new PID, network, IPC and UTS namespaces (and a user namespace
   when the host is not root), a root file system that shows only the system directories and the Python
