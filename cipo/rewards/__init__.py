@@ -34,32 +34,30 @@ def _import_dotted(path: str) -> RewardFunc:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def get_reward(name: str) -> RewardFunc:
-    """A registered reward by name, or a function by dotted path ``package.module:function``."""
-    entry = _REGISTRY.get(name)
+def _lookup(table: dict[str, Callable | str], name: str, kind: str) -> Callable:
+    """A registered entry by name (imported on first use), or any function by dotted path."""
+    entry = table.get(name)
     if entry is None:
         if ":" in name:
             return _import_dotted(name)
-        raise KeyError(f"unknown reward function {name!r}; registered: {sorted(_REGISTRY)}")
+        raise KeyError(f"unknown {kind} {name!r}; registered: {sorted(table)}")
     if isinstance(entry, str):
-        entry = _REGISTRY[name] = _import_dotted(entry)
+        entry = table[name] = _import_dotted(entry)
     return entry
 
 
+def get_reward(name: str) -> RewardFunc:
+    """A registered reward by name, or a function by dotted path ``package.module:function``."""
+    return _lookup(_REGISTRY, name, "reward function")
+
+
 # Correction feedback (opt-in, beyond the paper): f(completions, **dataset_columns) -> list[str], one text each.
-_FEEDBACK: dict[str, RewardFunc | str] = {"code": "cipo.rewards.code:code_feedback_batch"}
+_FEEDBACK: dict[str, Callable | str] = {"code": "cipo.rewards.code:code_feedback_batch"}
 
 
 def get_feedback(name: str) -> Callable[..., list[str]]:
     """A correction-feedback function by name (``"code"``: first failing test and error) or dotted path."""
-    entry = _FEEDBACK.get(name)
-    if entry is None:
-        if ":" in name:
-            return _import_dotted(name)
-        raise KeyError(f"unknown correction feedback {name!r}; registered: {sorted(_FEEDBACK)}")
-    if isinstance(entry, str):
-        entry = _FEEDBACK[name] = _import_dotted(entry)
-    return entry
+    return _lookup(_FEEDBACK, name, "correction feedback")
 
 
 def registered_rewards() -> list[str]:
