@@ -265,3 +265,16 @@ def test_training_forward_skips_the_padding_of_correction_prompts(tiny_model_dir
 def test_too_small_micro_batch_cap_is_rejected(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="correction_micro_batch=1 admits 0 anchors"):
         make_trainer(tiny_model_dir, tmp_path, correction_micro_batch=1, correction_num_generations=4)
+
+
+def test_gradient_accumulation_keeps_chunks_even(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # steps_per_generation 2 and 3 corrections per anchor: anchors must come in pairs (unit 2 / gcd(3, 2) = 2)
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, gradient_accumulation_steps=2, per_device_train_batch_size=4,
+        correction_num_generations=3, correction_anchor_fraction=0.125,
+    )  # fmt: skip
+    trainer.train()
+    anchors = trainer.state.log_history[0]["correction/num_anchors"]
+    assert anchors == 2  # 0.125 x 8 rollouts = 1, rounded to the unit
+    assert len(trainer._buffered_inputs) == 2
+    assert [len(chunk["advantages"]) for chunk in trainer._buffered_inputs] == [7, 7]  # (8 + 2 x 3) / 2
