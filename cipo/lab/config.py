@@ -1,0 +1,91 @@
+"""The lab's configuration: one dataclass per component, gathered in ``LabConfig``, and the presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+from cipo.lab.compare import RLConfig
+from cipo.lab.evaluate import EvalConfig
+from cipo.lab.model import TinyModelConfig
+from cipo.lab.tasks import TaskConfig
+from cipo.lab.warmstart import WarmStartConfig
+
+SECTIONS = ("task", "model", "warm_start", "rl", "eval")
+
+
+@dataclass
+class LabConfig:
+    preset: str = field(default="quick", metadata={"help": "Name of the preset these values started from."})
+    seed: int = field(default=0, metadata={"help": "First seed of the GRPO/CIPO runs and of their evaluation."})
+    seeds: int = field(default=1, metadata={"help": "Number of seeds (seed, seed+1, ...): report mean and spread."})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads (results are reproducible per setting)."})
+    output_dir: str = field(default="runs", metadata={"help": "Reports go to <output_dir>/lab-<timestamp>/."})
+    cache_dir: str = field(default="runs/cache", metadata={"help": "Warm starts are cached here by config hash."})
+    show_progress: bool = field(default=True, metadata={"help": "Progress bars on stderr."})
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def quick() -> LabConfig:
+    """The default: about 10 minutes on two CPU cores, the warm start included (it is cached afterwards)."""
+    return LabConfig(preset="quick")
+
+
+def tiny() -> LabConfig:
+    """Seconds, not minutes: a smoke test of every phase (the numbers mean nothing)."""
+    return LabConfig(
+        preset="tiny",
+        task=TaskConfig(levels=(1,), test_size=4),
+        model=TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, vocab_size=300),
+        warm_start=WarmStartConfig(steps=4, batch_size=8, warmup_steps=1),
+        rl=RLConfig(steps=2, prompts_per_step=2, num_generations=4, max_completion_length=24,
+                    correction_num_generations=2, correction_anchor_fraction=0.25, max_equal_token_factor=2.0),
+        eval=EvalConfig(num_samples=4, correction_attempts=2, max_new_tokens=24, batch_size=64),
+    )
+
+
+PRESETS = {"quick": quick, "tiny": tiny}
+
+
+def apply_override(config: LabConfig, assignment: str) -> None:
+    """Set one field from ``section.field=value`` (or ``field=value`` for top-level fields)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep:
+        raise ValueError(f"override {assignment!r} is not of the form section.field=value")
+    *path, name = key.strip().split(".")
+    target = config
+    for part in path:
+        if part not in SECTIONS or not hasattr(target, part):
+            raise ValueError(f"unknown config section {part!r}; sections: {', '.join(SECTIONS)}")
+        target = getattr(target, part)
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    if name not in fields:
+        raise ValueError(f"unknown field {name!r} in {type(target).__name__}; fields: {', '.join(fields)}")
+    hint = typing.get_type_hints(type(target))[name]
+    setattr(target, name, parse_value(raw.strip(), hint))
+
+
+def parse_value(raw: str, hint: object) -> object:
+    if hint is bool:
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"not a boolean: {raw!r}")
+        return raw.lower() in ("true", "1", "yes")
+    if hint in (int, float, str):
+        return hint(raw)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item_type = typing.get_args(hint)[0]
+        return tuple(item_type(x) for x in raw.strip("()[]").split(",") if x.strip())
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if raw.lower() == "none" else parse_value(raw, options[0])
+    raise ValueError(f"cannot parse a value of type {hint}")

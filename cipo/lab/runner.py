@@ -1,0 +1,261 @@
+"""The lab end to end: warm start, GRPO and CIPO for each seed, evaluation of every model, and the report.
+
+``run_lab(config)`` returns the run folder, which holds ``report.md``, ``metrics.json`` and the plots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import platform
+import resource
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from cipo.lab.compare import RunResult, rl_dataset, train_policy
+from cipo.lab.config import LabConfig
+from cipo.lab.evaluate import EvalConfig, evaluate
+from cipo.lab.report import write_report
+from cipo.lab.task_api import get_task
+from cipo.lab.warmstart import load_or_train_warm_start
+
+MODEL_NAMES = {
+    "warm": "Warm start",
+    "grpo": "GRPO",
+    "cipo": "CIPO",
+    "grpo_equal_tokens": "GRPO, equal tokens",
+}
+HISTORY_KEYS = ("reward", "reward_std", "completions/mean_length", "frac_reward_zero_std")
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def run_lab(config: LabConfig, command: str = "cipo lab") -> Path:
+    with quiet_libraries(), PeakMemory() as memory:
+        return _run_lab(config, command, memory)
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """The lab's own progress bars only: no weight-loading bars, no deprecation notices from the libraries."""
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+            yield
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
+
+def _run_lab(config: LabConfig, command: str, memory: PeakMemory) -> Path:
+    start = time.perf_counter()
+    torch.set_num_threads(config.threads)
+    run_dir = new_run_dir(Path(config.output_dir))
+    timings: dict[str, float] = {}
+    say = print if config.show_progress else (lambda *a, **k: None)
+    say(f"[cipo lab] preset {config.preset}: writing {run_dir}", file=sys.stderr)
+
+    with timed(timings, "warm_start"):
+        warm_path, warm_record = load_or_train_warm_start(
+            config.task, config.model, config.warm_start, Path(config.cache_dir), config.show_progress
+        )
+    say(f"[cipo lab] warm start: {warm_path} ({'cached' if warm_record['cached'] else 'trained'})", file=sys.stderr)
+    tokenizer = AutoTokenizer.from_pretrained(warm_path)
+    task = get_task(config.task.name)
+    test = task.make_test_split(config.task)
+    pool_size = math.ceil(config.rl.steps * config.rl.max_equal_token_factor) * config.rl.prompts_per_step
+    stream = task.iter_train_problems(config.task, "rl", {task.key(p) for p in test})
+    train = [next(stream) for _ in range(pool_size)]
+    eval_config = config.eval
+
+    with timed(timings, "evaluation"):
+        warm_model = AutoModelForCausalLM.from_pretrained(warm_path)
+        warm_eval = evaluate(warm_model, tokenizer, test, eval_config, "warm start", config.show_progress,
+                             task).to_dict()
+        del warm_model
+
+    seeds = []
+    for seed in range(config.seed, config.seed + config.seeds):
+        seeds.append(run_seed(config, seed, warm_path, tokenizer, train, test, eval_config, timings))
+
+    metrics = {
+        "command": command,
+        "preset": config.preset,
+        "config": config.to_dict(),
+        "seeds": [s["seed"] for s in seeds],
+        "warm_start": {
+            "path": str(warm_path),
+            "cached": warm_record["cached"],
+            "train_seconds": warm_record["seconds"],
+            "parameters": warm_record["parameters"],
+            "vocab_size": warm_record["vocab_size"],
+            "final_loss": sum(warm_record["losses"][-20:]) / max(1, len(warm_record["losses"][-20:])),
+            "losses": warm_record["losses"],
+            "eval": warm_eval,
+        },
+        "runs": seeds,
+        "environment": environment(config),
+        "test_problems": len(test),
+        "timings_seconds": {**timings, "total": time.perf_counter() - start},
+        "peak_memory_mib": memory.result_mib(),
+    }
+    write_report(run_dir, metrics)
+    say(f"[cipo lab] done in {metrics['timings_seconds']['total']:.0f}s: {run_dir / 'report.md'}", file=sys.stderr)
+    return run_dir
+
+
+def run_seed(
+    config: LabConfig,
+    seed: int,
+    warm_path: Path,
+    tokenizer,  # noqa: ANN001
+    train: list,
+    test: list,
+    eval_config: EvalConfig,
+    timings: dict[str, float],
+) -> dict:
+    """CIPO for ``rl.steps`` steps, then one GRPO run: copied at the same step count, continued to equal tokens."""
+    rl = config.rl
+    task = get_task(config.task.name)
+    dataset = rl_dataset(train, task)
+    common = {"warm_path": warm_path, "tokenizer": tokenizer, "dataset": dataset, "config": rl, "seed": seed,
+              "show_progress": config.show_progress, "task": task}
+    # The trainers save nothing (save_strategy="no"), but want an output folder.
+    with tempfile.TemporaryDirectory(prefix="cipo-lab-") as scratch, timed(timings, "cipo"):
+        cipo, _ = train_policy(f"CIPO seed {seed}", use_correction=True, max_steps=rl.steps,
+                               output_dir=Path(scratch), **common)
+    results = {"cipo": cipo}
+    with tempfile.TemporaryDirectory(prefix="cipo-lab-") as scratch, timed(timings, "grpo"):
+        max_steps = math.ceil(rl.steps * rl.max_equal_token_factor) if rl.equal_tokens else rl.steps
+        grpo_long, grpo = train_policy(
+            f"GRPO seed {seed}", use_correction=False, max_steps=max_steps, snapshot_step=rl.steps,
+            stop_at_tokens=cipo.generated_tokens if rl.equal_tokens else None,
+            output_dir=Path(scratch), **common,
+        )
+    results["grpo"] = grpo or grpo_long
+    if rl.equal_tokens:
+        results["grpo_equal_tokens"] = grpo_long
+    record = {"seed": seed}
+    with timed(timings, "evaluation"):
+        for key, result in results.items():
+            name = f"{MODEL_NAMES[key]} seed {seed}"
+            evaluation = evaluate(result.model, tokenizer, test, eval_config, name, config.show_progress, task)
+            record[key] = summarize(result, evaluation.to_dict())
+    for result in results.values():
+        result.model = None
+    gc.collect()
+    return record
+
+
+def summarize(result: RunResult, evaluation: dict) -> dict:
+    history = [
+        {"step": entry.get("step", i + 1), **{k: v for k, v in entry.items() if k in HISTORY_KEYS or k.startswith("correction/")}}
+        for i, entry in enumerate(result.log_history)
+    ]
+    cumulative, total = [], 0
+    for tokens in result.tokens_per_step:
+        total += tokens
+        cumulative.append(total)
+    return {
+        "steps": result.steps,
+        "generated_tokens": result.generated_tokens,
+        "train_seconds": result.seconds,
+        "history": history,
+        "cumulative_tokens": cumulative,
+        "eval": evaluation,
+    }
+
+
+def new_run_dir(root: Path) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = root / f"lab-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / f"lab-{stamp}-{suffix}"
+    path.mkdir(parents=True)
+    return path
+
+
+class PeakMemory:
+    """Peak resident memory of the lab and its child processes (the verifier's workers), sampled twice a second
+    from /proc; elsewhere only this process's own peak (``ru_maxrss``) is known."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="cipo-lab-memory")
+
+    def __enter__(self) -> PeakMemory:
+        if Path("/proc/self/status").exists():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_kib = max(self.peak_kib, tree_rss_kib())
+
+    def result_mib(self) -> dict[str, float]:
+        scale = 1024 if sys.platform != "darwin" else 1024 * 1024
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+        return {"lab_process": own, "with_children": max(own, self.peak_kib / 1024)}
+
+
+def tree_rss_kib() -> int:
+    """Resident memory of this process and its direct children, in KiB (Linux)."""
+    pids = ["self"]
+    for children in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids += children.read_text().split()
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    return total
+
+
+def environment(config: LabConfig) -> dict[str, str | int]:
+    import datasets
+    import transformers
+    import trl
+
+    import cipo
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": __import__("os").cpu_count() or 0,
+        "torch_threads": config.threads,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+        "datasets": datasets.__version__,
+        "cipo": cipo.__version__,
+    }

@@ -1,0 +1,200 @@
+"""Synthetic, verifiable reasoning task: chains of additions and subtractions solved step by step.
+
+A problem reads ``Compute 23+45-17+8.`` and its worked solution computes one operation per line, carrying the
+running total, then states the answer in ``\\boxed{}``::
+
+    23+45=68
+    68-17=51
+    51+8=59
+    \\boxed{59}
+
+A *slip* is one wrong step result (off by 1 or 10, the mistakes people make), after which the solution carries on
+consistently from the wrong value: the final answer is then wrong, but the error is local and a reviewer who
+re-checks each step can fix it. The warm-start data teaches both the slips and how to review them (see
+``review_target``), so the errors of the warm model are the kind a correction can fix.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+# Difficulty level -> (number of terms, largest operand).
+LEVELS: dict[int, tuple[int, int]] = {
+    1: (3, 9),
+    2: (4, 9),
+    3: (5, 9),
+    4: (5, 19),
+    5: (6, 49),
+}
+SLIP_DELTAS = (-10, -1, 1, 10)
+
+
+@dataclass
+class TaskConfig:
+    name: str = field(
+        default="math", metadata={"help": "The task: 'math' (this module) or 'code' (cipo.lab.code_task)."}
+    )
+    levels: tuple[int, ...] = field(
+        default=(1, 2, 3), metadata={"help": f"Difficulty levels to mix, from {sorted(LEVELS)} (terms, max operand)."}
+    )
+    test_size: int = field(default=96, metadata={"help": "Held-out problems (split evenly over the levels)."})
+    seed: int = field(default=1234, metadata={"help": "Seed of the problem generators (the data, not the training)."})
+
+
+@dataclass(frozen=True)
+class Problem:
+    terms: tuple[int, ...]
+    ops: tuple[str, ...]
+    level: int
+
+    @property
+    def expression(self) -> str:
+        return str(self.terms[0]) + "".join(f"{op}{term}" for op, term in zip(self.ops, self.terms[1:], strict=True))
+
+    @property
+    def text(self) -> str:
+        return f"Compute {self.expression}."
+
+    @property
+    def answer(self) -> int:
+        return run_steps(self, slips={})[-1].result
+
+    def messages(self) -> list[dict[str, str]]:
+        """The prompt as a conversation, the shape TRL datasets and ``build_correction_prompt`` use."""
+        return [{"role": "user", "content": self.text}]
+
+
+@dataclass(frozen=True)
+class Step:
+    left: int
+    op: str
+    right: int
+    result: int
+
+    @property
+    def is_locally_correct(self) -> bool:
+        return self.result == apply(self.left, self.op, self.right)
+
+    def __str__(self) -> str:
+        return f"{self.left}{self.op}{self.right}={self.result}"
+
+
+def apply(left: int, op: str, right: int) -> int:
+    return left + right if op == "+" else left - right
+
+
+def run_steps(problem: Problem, slips: dict[int, int], start: list[Step] | None = None) -> list[Step]:
+    """Steps of the worked solution; ``slips`` maps a step index to the error added to its result.
+
+    ``start`` holds already written steps to continue from (a review keeps the steps it checked).
+    """
+    steps = list(start or [])
+    total = steps[-1].result if steps else problem.terms[0]
+    for index in range(len(steps), len(problem.ops)):
+        op, right = problem.ops[index], problem.terms[index + 1]
+        result = apply(total, op, right) + slips.get(index, 0)
+        steps.append(Step(total, op, right, result))
+        total = result
+    return steps
+
+
+def format_solution(steps: list[Step]) -> str:
+    return "\n".join(str(step) for step in steps) + f"\n\\boxed{{{steps[-1].result}}}"
+
+
+def draw_problem(rng: random.Random, level: int) -> Problem:
+    num_terms, max_operand = LEVELS[level]
+    terms, ops = [rng.randint(1, max_operand)], []
+    total = terms[0]
+    for _ in range(num_terms - 1):
+        term = rng.randint(1, max_operand)
+        op = "-" if term <= total and rng.random() < 0.5 else "+"
+        total = apply(total, op, term)
+        terms.append(term)
+        ops.append(op)
+    return Problem(tuple(terms), tuple(ops), level)
+
+
+def draw_slips(rng: random.Random, problem: Problem, rate: float, first: int = 0) -> dict[int, int]:
+    """Each step from ``first`` on slips with probability ``rate``; a slip never makes a result negative."""
+    slips: dict[int, int] = {}
+    total = problem.terms[0]
+    for index in range(len(problem.ops)):
+        correct = apply(total, problem.ops[index], problem.terms[index + 1])
+        if index >= first and rng.random() < rate:
+            # (after an earlier slip a total can go negative: then any upward slip will do)
+            deltas = [d for d in SLIP_DELTAS if correct + d >= 0] or [1, 10]
+            slips[index] = rng.choice(deltas)
+        total = correct + slips.get(index, 0)
+    return slips
+
+
+def solve(problem: Problem, rng: random.Random, slip_rate: float) -> list[Step]:
+    """A worked solution in which each step slips with probability ``slip_rate``."""
+    return run_steps(problem, draw_slips(rng, problem, slip_rate))
+
+
+def solve_with_one_slip(problem: Problem, rng: random.Random) -> list[Step]:
+    """A near miss: exactly one step is wrong, so the final answer is wrong."""
+    index = rng.randrange(len(problem.ops))
+    slips = draw_slips(rng, problem, rate=1.0, first=index)
+    return run_steps(problem, {index: slips[index]})
+
+
+def first_wrong_step(steps: list[Step]) -> int | None:
+    return next((i for i, step in enumerate(steps) if not step.is_locally_correct), None)
+
+
+def review_target(problem: Problem, attempt: list[Step], rng: random.Random, slip_rate: float) -> list[Step]:
+    """What a careful reviewer writes: the checked steps are kept, the first wrong one is redone and the rest
+    recomputed (with fresh slips at ``slip_rate``, so a review can itself fail). A correct attempt is kept as is."""
+    wrong = first_wrong_step(attempt)
+    if wrong is None:
+        return list(attempt)
+    slips = draw_slips(rng, problem, slip_rate, first=wrong)
+    return run_steps(problem, slips, start=attempt[:wrong])
+
+
+@dataclass
+class Splits:
+    train: list[Problem]
+    test: list[Problem]
+
+
+def make_test_split(config: TaskConfig) -> list[Problem]:
+    rng = random.Random(f"test-{config.seed}")
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    per_level = [config.test_size // len(config.levels)] * len(config.levels)
+    for i in range(config.test_size % len(config.levels)):
+        per_level[i] += 1
+    for level, count in zip(config.levels, per_level, strict=True):
+        while count > 0:
+            problem = draw_problem(rng, level)
+            if problem.expression not in seen:
+                seen.add(problem.expression)
+                problems.append(problem)
+                count -= 1
+    return problems
+
+
+def iter_train_problems(config: TaskConfig, stream: str, exclude: set[str]) -> Iterator[Problem]:
+    """An endless seeded stream of training problems, none of which is in ``exclude`` (the test split)."""
+    rng = random.Random(f"train-{stream}-{config.seed}")
+    while True:
+        problem = draw_problem(rng, rng.choice(config.levels))
+        if problem.expression not in exclude:
+            yield problem
+
+
+def take_train_problems(config: TaskConfig, stream: str, count: int, exclude: set[str]) -> list[Problem]:
+    stream_iter = iter_train_problems(config, stream, exclude)
+    return [next(stream_iter) for _ in range(count)]
+
+
+def make_splits(config: TaskConfig, train_size: int, stream: str = "rl") -> Splits:
+    test = make_test_split(config)
+    exclude = {p.expression for p in test}
+    return Splits(train=take_train_problems(config, stream, train_size, exclude), test=test)

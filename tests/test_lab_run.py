@@ -1,0 +1,114 @@
+"""A micro lab run (the tiny preset, a couple of steps): every phase runs, the report has every section, the warm
+start is cached, and the same seed gives the same numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cipo.lab.cli import main
+from cipo.lab.config import LabConfig, apply_override, quick, tiny
+
+REPORT_SECTIONS = ("## Results", "### Every seed", "## Plots", "## What ran", "## Examples",
+                   "## Timings and versions", "## Exact configuration")
+PLOTS = ("training_reward.png", "correction_metrics.png", "pass_at_k.png", "self_correction.png")
+
+
+def run_tiny(tmp_path, name: str, cache: str = "cache"):
+    output = tmp_path / name
+    assert main(["--preset", "tiny", "--output-dir", str(output), "--cache-dir", str(tmp_path / cache),
+                 "--no-progress"]) == 0
+    (run_dir,) = output.glob("lab-*")
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def numbers(metrics: dict) -> dict:
+    """Everything that must be reproducible: evaluations and training curves, not timings."""
+    runs = [{key: (value if not isinstance(value, dict) else {k: v for k, v in value.items() if k != "train_seconds"})
+             for key, value in run.items()} for run in metrics["runs"]]
+    return {"warm": metrics["warm_start"]["eval"], "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two runs sharing a warm-start cache, and a third that trains its warm start again."""
+    tmp_path = tmp_path_factory.mktemp("lab")
+    return run_tiny(tmp_path, "first"), run_tiny(tmp_path, "second"), run_tiny(tmp_path, "third", cache="cache2")
+
+
+def test_micro_run_writes_a_complete_report(runs):
+    (run_dir, metrics), _, _ = runs
+    report = (run_dir / "report.md").read_text()
+    for section in REPORT_SECTIONS:
+        assert section in report
+    for plot in PLOTS:
+        assert (run_dir / plot).stat().st_size > 1000
+        assert f"({plot})" in report
+    for model in ("Warm start", "GRPO", "CIPO", "GRPO, equal tokens"):
+        assert f"| {model} |" in report
+    run = metrics["runs"][0]
+    assert run["grpo"]["steps"] == run["cipo"]["steps"] == 2
+    assert run["cipo"]["generated_tokens"] > run["grpo"]["generated_tokens"]
+    assert run["grpo_equal_tokens"]["generated_tokens"] >= run["cipo"]["generated_tokens"] or (
+        run["grpo_equal_tokens"]["steps"] == 4  # the equal-token run may hit its step cap
+    )
+    assert any("correction/num_anchors" in entry for entry in run["cipo"]["history"])
+    evaluation = run["cipo"]["eval"]
+    assert list(evaluation["pass_at_k"]) == ["1", "2", "3", "4"]
+    assert set(evaluation["self_correction"]) >= {"acc_t1", "acc_t2", "delta", "wrong_to_right", "right_to_wrong"}
+    assert metrics["environment"]["trl"] and 0 < metrics["peak_memory_mib"]["lab_process"] < 4096
+    assert not (run_dir / "trainer").exists()
+
+
+def test_same_seed_same_numbers_and_cached_warm_start(runs):
+    (_, first), (_, second), (_, third) = runs
+    assert first["warm_start"]["cached"] is False and second["warm_start"]["cached"] is True
+    assert third["warm_start"]["cached"] is False
+    assert numbers(first) == numbers(second) == numbers(third)
+    assert first["warm_start"]["losses"] == third["warm_start"]["losses"]
+
+
+def test_report_can_be_rebuilt(runs):
+    (run_dir, _), _, _ = runs
+    (run_dir / "report.md").unlink()
+    assert main(["--report-only", str(run_dir)]) == 0
+    assert "## Results" in (run_dir / "report.md").read_text()
+
+
+def test_overrides_and_presets():
+    config = quick()
+    apply_override(config, "rl.steps=7")
+    apply_override(config, "task.levels=1,3")
+    apply_override(config, "rl.adaptive_replay=false")
+    apply_override(config, "seeds=3")
+    assert (config.rl.steps, config.task.levels, config.rl.adaptive_replay, config.seeds) == (7, (1, 3), False, 3)
+    with pytest.raises(ValueError, match="unknown field"):
+        apply_override(config, "rl.nope=1")
+    with pytest.raises(ValueError, match="section"):
+        apply_override(config, "nope.steps=1")
+    assert isinstance(tiny(), LabConfig) and quick().eval.num_samples >= 64
+
+
+def test_show_config(capsys):
+    assert main(["--show-config", "--seeds", "2", "--set", "eval.num_samples=128"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["seeds"] == 2 and shown["eval"]["num_samples"] == 128 and shown["preset"] == "quick"
+
+
+@pytest.mark.slow
+def test_quick_warm_start_is_in_the_target_band():
+    """The quick preset's warm start (trained, or reused from runs/cache) solves some problems, not most, and its
+    reviews fix some of its near misses."""
+    from pathlib import Path
+
+    from cipo.lab.evaluate import evaluate
+    from cipo.lab.tasks import make_test_split
+    from cipo.lab.warmstart import load_model, load_or_train_warm_start
+
+    config = quick()
+    path, _ = load_or_train_warm_start(config.task, config.model, config.warm_start, Path(config.cache_dir), False)
+    model, tokenizer = load_model(path)
+    evaluation = evaluate(model, tokenizer, make_test_split(config.task), config.eval, show_progress=False)
+    assert 0.15 <= evaluation.pass_at_k[1] <= 0.6
+    assert evaluation.correction["wrong_to_right"] > 0.2

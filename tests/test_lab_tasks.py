@@ -1,0 +1,97 @@
+"""The lab's synthetic task: seeded, disjoint splits, gold solutions right and slips wrong under the real verifier."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from cipo.core.prompts import DEFAULT_INSTRUCTION, build_correction_prompt
+from cipo.lab.tasks import (
+    LEVELS,
+    TaskConfig,
+    first_wrong_step,
+    format_solution,
+    make_splits,
+    make_test_split,
+    review_target,
+    run_steps,
+    solve,
+    solve_with_one_slip,
+)
+from cipo.lab.warmstart import WarmStartConfig, make_examples
+from cipo.rewards.math import math_reward
+
+
+def test_generators_are_seeded():
+    config = TaskConfig(test_size=30)
+    assert make_test_split(config) == make_test_split(config)
+    assert make_test_split(config) != make_test_split(TaskConfig(test_size=30, seed=config.seed + 1))
+    first = make_splits(config, 50).train
+    assert first == make_splits(config, 50).train
+
+
+def test_splits_are_disjoint_and_cover_the_levels():
+    config = TaskConfig(levels=(1, 2, 3), test_size=60)
+    splits = make_splits(config, 3000)
+    test_expressions = {p.expression for p in splits.test}
+    assert len(test_expressions) == 60  # no duplicates in the test split
+    assert not test_expressions & {p.expression for p in splits.train}
+    assert {p.level for p in splits.test} == {1, 2, 3}
+    for problem in splits.test:
+        num_terms, max_operand = LEVELS[problem.level]
+        assert len(problem.terms) == num_terms and max(problem.terms) <= max_operand
+
+
+def test_gold_solutions_verify_and_slips_do_not():
+    rng = random.Random(0)
+    problems = make_test_split(TaskConfig(levels=(1, 2, 3, 4, 5), test_size=50))
+    gold = [format_solution(run_steps(p, slips={})) for p in problems]
+    slipped = [format_solution(solve_with_one_slip(p, rng)) for p in problems]
+    answers = [str(p.answer) for p in problems]
+    assert math_reward(gold, answers) == [1.0] * len(problems)
+    assert math_reward(slipped, answers) == [0.0] * len(problems)
+    conversational = [[{"role": "assistant", "content": text}] for text in gold]
+    assert math_reward(conversational, answers) == [1.0] * len(problems)
+
+
+def test_a_slip_is_one_local_near_miss():
+    rng = random.Random(1)
+    for problem in make_test_split(TaskConfig(levels=(3,), test_size=20)):
+        steps = solve_with_one_slip(problem, rng)
+        wrong = [i for i, step in enumerate(steps) if not step.is_locally_correct]
+        assert len(wrong) == 1
+        error = steps[wrong[0]].result - (steps[wrong[0]].left + (1 if steps[wrong[0]].op == "+" else -1) * steps[wrong[0]].right)
+        assert abs(error) in (1, 10)
+        assert steps[-1].result != problem.answer
+
+
+def test_review_keeps_correct_attempts_and_fixes_from_the_first_slip():
+    rng = random.Random(2)
+    problem = make_test_split(TaskConfig(levels=(3,), test_size=1))[0]
+    gold = run_steps(problem, slips={})
+    assert review_target(problem, gold, rng, slip_rate=1.0) == gold  # a correct attempt is kept as is
+    attempt = solve_with_one_slip(problem, rng)
+    fixed = review_target(problem, attempt, rng, slip_rate=0.0)
+    assert fixed == gold
+    wrong = first_wrong_step(attempt)
+    assert fixed[:wrong] == attempt[:wrong]
+
+
+def test_slip_rate_controls_accuracy():
+    rng = random.Random(3)
+    problems = make_test_split(TaskConfig(levels=(2,), test_size=200))
+    assert all(solve(p, rng, 0.0)[-1].result == p.answer for p in problems)
+    accuracy = sum(solve(p, rng, 0.3)[-1].result == p.answer for p in problems) / len(problems)
+    assert accuracy == pytest.approx(0.7**3, abs=0.12)
+
+
+def test_warm_start_reviews_use_the_training_time_correction_prompt():
+    examples = make_examples(TaskConfig(), WarmStartConfig(review_fraction=0.5), 40)
+    reviews = [ex for ex in examples if len(ex.prompt) == 3]
+    assert 5 < len(reviews) < 35
+    for example in reviews:
+        problem, attempt, instruction = example.prompt
+        assert instruction == {"role": "user", "content": DEFAULT_INSTRUCTION}
+        assert example.prompt == build_correction_prompt([problem], attempt["content"])
+        assert example.completion.endswith("}") and "\\boxed{" in example.completion
