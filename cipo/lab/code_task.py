@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cipo.core.code_feedback import DEFAULT_CODE_INSTRUCTION
+from cipo.lab.tasks import endless_problems
 from cipo.rewards.code import code_reward
 
 if TYPE_CHECKING:
@@ -153,10 +154,7 @@ def make_test_split(config: TaskConfig) -> list[CodeProblem]:
 
 def iter_train_problems(config: TaskConfig, stream: str, exclude: set[str]) -> Iterator[CodeProblem]:
     rng = random.Random(f"code-train-{stream}-{config.seed}")
-    while True:
-        problem = draw_problem(rng, rng.choice(config.levels))
-        if problem.key not in exclude:
-            yield problem
+    return endless_problems(rng, config.levels, draw_problem, lambda problem: problem.key, exclude)
 
 
 class CodeTask:

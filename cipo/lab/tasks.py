@@ -17,8 +17,9 @@ re-checks each step can fix it. The warm-start data teaches both the slips and h
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 # Difficulty level -> (number of terms, largest operand).
 LEVELS: dict[int, tuple[int, int]] = {
@@ -180,13 +181,27 @@ def make_test_split(config: TaskConfig) -> list[Problem]:
     return problems
 
 
+T = TypeVar("T")
+
+
+def endless_problems(
+    rng: random.Random,
+    levels: Sequence[int],
+    draw: Callable[[random.Random, int], T],
+    key: Callable[[T], str],
+    exclude: set[str],
+) -> Iterator[T]:
+    """Problems of random levels drawn forever, skipping those whose key is in ``exclude`` (the test split)."""
+    while True:
+        problem = draw(rng, rng.choice(levels))
+        if key(problem) not in exclude:
+            yield problem
+
+
 def iter_train_problems(config: TaskConfig, stream: str, exclude: set[str]) -> Iterator[Problem]:
     """An endless seeded stream of training problems, none of which is in ``exclude`` (the test split)."""
     rng = random.Random(f"train-{stream}-{config.seed}")
-    while True:
-        problem = draw_problem(rng, rng.choice(config.levels))
-        if problem.expression not in exclude:
-            yield problem
+    return endless_problems(rng, config.levels, draw_problem, lambda problem: problem.expression, exclude)
 
 
 def take_train_problems(config: TaskConfig, stream: str, count: int, exclude: set[str]) -> list[Problem]:
