@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from cipo.core.advantages import SCALE_OPTIONS
-from cipo.core.prompts import DEFAULT_INSTRUCTION, validate_text_template
+from cipo.core.prompts import DEFAULT_INSTRUCTION, LAYOUTS, validate_text_template
 
 
 @dataclass
@@ -25,8 +25,9 @@ class CIPOConfig(GRPOConfig):
     correction_weight: float = field(
         default=1.0,
         metadata={
-            "help": "Weight of the correction loss in the joint objective: correction advantages are multiplied "
-            "by it. (open)"
+            "help": "Weight w of the correction term in the joint loss L_GRPO(originals) + w * "
+            "L_GRPO(corrections); each term is normalised as GRPO normalises that set of rows alone. 0 trains on "
+            "the originals exactly as GRPO. (open)"
         },
     )
     correction_num_generations: int = field(
@@ -85,6 +86,15 @@ class CIPOConfig(GRPOConfig):
             "{instruction}). Conversational prompts continue the conversation instead."
         },
     )
+    correction_layout: str = field(
+        default="auto",
+        metadata={
+            "help": "Conversational prompts: 'conversation' continues the chat (attempt as the assistant turn, "
+            "instruction as a new user turn); 'user_turn' quotes the attempt in the last user message; 'auto' "
+            "renders the chat template once and picks 'user_turn' when it drops <think> reasoning of earlier "
+            "assistant turns (Qwen3), else 'conversation'. Tool-calling attempts always continue the chat."
+        },
+    )
     correction_instruction: str = field(
         default=DEFAULT_INSTRUCTION,
         metadata={"help": "The review-and-fix request. It must not reveal whether the attempt was right."},
@@ -139,6 +149,7 @@ class CIPOConfig(GRPOConfig):
         _check_interval("difficulty_band", self.difficulty_band)
         low, high = self.replay_ratio_bounds
         _check(low <= self.replay_ratio <= high, "replay_ratio", self.replay_ratio, f"must lie in replay_ratio_bounds {self.replay_ratio_bounds}")
+        _check(self.correction_layout in LAYOUTS, "correction_layout", self.correction_layout, f"must be one of {LAYOUTS}")
         if self.correction_template is not None:
             try:
                 validate_text_template(self.correction_template)

@@ -1,18 +1,22 @@
 """``CIPOTrainer``: TRL's ``GRPOTrainer`` plus on-policy self-correction samples.
 
-One training step, top to bottom (see ``_generate_and_score_completions``):
+One training step, top to bottom:
 
-1. GRPO as usual: the parent generates G rollouts per prompt, scores them and computes group advantages.
+1. GRPO as usual (``_generate_and_score_completions``): the parent generates G rollouts per prompt, scores them
+   and computes group advantages.
 2. Anchors: among those rollouts, pick near misses (``cipo.core.anchors``), a replay share of them correct.
-3. Corrections: each anchor's prompt + attempt + review instruction (``cipo.core.prompts``) is sampled
-   ``correction_num_generations`` times by the *current* policy and scored by the same reward functions; this
-   reuses the parent's generation and scoring path, so vLLM, tools and distributed gathering behave the same.
+3. Corrections: each anchor's prompt (as the model saw it) + attempt + review instruction (``cipo.core.prompts``)
+   is sampled ``correction_num_generations`` times by the *current* policy and scored by the same reward functions;
+   this reuses the parent's generation and scoring path, so vLLM, tools and distributed gathering behave the same.
 4. Shaping and advantages: a correction that breaks a correct anchor gets ``-risk_penalty``
-   (``cipo.core.shaping``); advantages are normalized within each anchor's corrections and weighted
-   (``cipo.core.advantages``).
-5. The correction rows are appended to the GRPO batch; the parent's loss trains on both. The training forward runs
-   short-prompt and long-prompt rows apart, so original rows are not computed over the correction prompts' padding.
-6. The replay controller (``cipo.core.replay``) updates the correct-anchor share from this step's retention.
+   (``cipo.core.shaping``); advantages are normalized within each anchor's corrections (``cipo.core.advantages``).
+5. The two sets of rows stay apart (``_prepare_inputs``): each is shuffled and cut into ``steps_per_generation``
+   micro-batches as the parent cuts its batch, so every micro-batch holds the same number of correction rows.
+6. The loss (``_compute_loss``) of a micro-batch is ``L_GRPO(originals) + correction_weight * L_GRPO(corrections)``:
+   the parent's own loss on each set, normalised as GRPO normalises that set alone, for every ``loss_type``. Each
+   set is forwarded with the padding it had when its old and reference log-probs were computed, so importance
+   ratios are exactly 1 before an update, whatever the position encoding.
+7. The replay controller (``cipo.core.replay``) updates the correct-anchor share from this step's retention.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import math
 import os
 import random
@@ -28,49 +33,49 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
+from trl.trainer.utils import (
+    shuffle_sequence_dict,
+    split_pixel_values_by_grid,
+    split_tensor_dict,
+    unsplit_pixel_values_by_grid,
+)
 
 from cipo.config import CIPOConfig
-from cipo.core.advantages import correction_advantages
-from cipo.core.anchors import AnchorSelection, anchor_budget, select_anchors
-from cipo.core.prompts import build_correction_row, with_feedback
+from cipo.core.advantages import group_advantages
+from cipo.core.anchors import AnchorSelection, ShareRounder, anchor_budget, select_anchors
+from cipo.core.prompts import build_correction_row, has_tool_turns, resolve_layout, with_feedback
 from cipo.core.replay import ReplayController
 from cipo.core.shaping import CorrectionStats, correction_stats, is_success, shape_correction_rewards
 from cipo.rewards import get_feedback
 
-STATE_FILE = "cipo_state.json"
+logger = logging.getLogger(__name__)
 
-# How the per-row tensors of a batch are padded when two batches are concatenated.
-_LEFT_PADDED = {"prompt_ids": "pad_token", "prompt_mask": 0}
-_RIGHT_PADDED = {
-    "completion_ids": "pad_token",
-    "completion_mask": 0,
-    "tool_mask": 1,
-    "old_per_token_logps": 0.0,
-    "ref_per_token_logps": 0.0,
-    "sampling_per_token_logps": 0.0,
-    "importance_sampling_ratio": 1.0,
-}
+STATE_FILE = "cipo_state.json"
+# Key under which a batch carries its correction rows (a batch of the same form), kept apart from the originals.
+CORRECTIONS = "cipo_corrections"
 
 
 @dataclass
 class _Scored:
-    """What the parent's scoring saw: local rows and completions, gathered rewards of all ranks."""
+    """What the parent's scoring saw: local rows, the prompts actually sent, completions, gathered rewards."""
 
     inputs: list[dict[str, Any]]
+    prompts: list[Any]
     completions: list[Any]
     rewards_per_func: torch.Tensor  # (global rows, reward functions)
 
 
 class CIPOTrainer(GRPOTrainer):
-    """GRPO with correction samples. Same constructor as ``GRPOTrainer``; ``args`` must be a ``CIPOConfig``."""
+    """GRPO with correction samples. Same constructor as ``GRPOTrainer``; ``args`` defaults to a ``CIPOConfig``."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if not isinstance(self.args, CIPOConfig):
-            raise TypeError(f"CIPOTrainer needs args=CIPOConfig(...), got {type(self.args).__name__}")
+    def __init__(self, model: Any, reward_funcs: Any, args: CIPOConfig | None = None, *rest: Any, **kwargs: Any):
+        if args is None:  # as GRPOTrainer builds a default GRPOConfig
+            args = CIPOConfig(f"{_model_name(model)}-CIPO")
+        if not isinstance(args, CIPOConfig):
+            raise TypeError(f"CIPOTrainer needs args=CIPOConfig(...), got {type(args).__name__}")
+        super().__init__(model, reward_funcs, args, *rest, **kwargs)
         config = self.args
         self.replay = ReplayController(
             ratio=config.replay_ratio,
@@ -79,14 +84,17 @@ class CIPOTrainer(GRPOTrainer):
             step_size=config.replay_step_size,
             adaptive=config.adaptive_replay,
         )
+        self.share_rounder = ShareRounder()
         # Same seed on every rank: anchor choices must agree everywhere without communication.
         self.anchor_rng = random.Random(config.seed)
+        self.correction_layout = resolve_layout(config.correction_layout, self._tokenizer)
         self._check_micro_batch_cap()
         self._last_scored: _Scored | None = None
         self._warned_budget = False
 
     # ----------------------------------------------------------------------------------------------- the step
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The parent's batch of originals; when training with corrections, their batch under ``CORRECTIONS``."""
         batch = super()._generate_and_score_completions(inputs)
         if not self.args.use_correction or not self.model.training:
             return batch
@@ -106,52 +114,44 @@ class CIPOTrainer(GRPOTrainer):
         self._record(
             correction_stats(raw_rewards.tolist(), anchor_correct, self.args.correction_success_threshold)
         )
-        return concat_batches(batch, correction_batch, self._tokenizer.pad_token_id, self.pad_to_multiple_of)
+        return {**batch, CORRECTIONS: correction_batch}
+
+    def _prepare_inputs(self, generation_batch: Any) -> dict[str, Any]:
+        """The parent's buffering, with originals and corrections shuffled and split apart (stratified chunks)."""
+        if not (self.model.training and self.args.use_correction):
+            return super()._prepare_inputs(generation_batch)
+        chunks = self.args.steps_per_generation
+        if self._step % (chunks * self.num_iterations) == 0 or self._buffered_inputs is None:
+            batch = self._generate_and_score_completions(generation_batch)
+            corrections = batch.pop(CORRECTIONS, None)
+            originals = _shuffled_chunks(batch, chunks)
+            if corrections is None:
+                self._buffered_inputs = originals
+            else:
+                extra = _shuffled_chunks(corrections, chunks)
+                self._buffered_inputs = [{**o, CORRECTIONS: c} for o, c in zip(originals, extra, strict=True)]
+        return self._buffered_inputs[self._step % chunks]
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+        """``L_GRPO(originals) + correction_weight * L_GRPO(corrections)``, each the parent's loss on that set alone.
+
+        Metrics the parent logs (entropy, kl, clip ratios, policy_loss) cover the originals; the corrections'
+        call logs under ``correction/...``. The logged ``loss`` is the joint loss.
+        """
+        corrections = inputs.get(CORRECTIONS)
+        if corrections is None:
+            return super()._compute_loss(model, inputs)
+        originals = {key: value for key, value in inputs.items() if key != CORRECTIONS}
+        loss = super()._compute_loss(model, originals)
+        with self._metrics_as_corrections():
+            correction_loss = super()._compute_loss(model, corrections)
+        return loss + self.args.correction_weight * correction_loss
 
     # ------------------------------------------------------------------------------------------- the pieces
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # noqa: ANN001, ANN202
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._last_scored = _Scored(list(inputs), list(completions), rewards_per_func)
+        self._last_scored = _Scored(list(inputs), list(prompts), list(completions), rewards_per_func)
         return rewards_per_func
-
-    def _get_per_token_logps_and_entropies(
-        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, **kwargs
-    ):  # noqa: ANN001, ANN202
-        """The parent's forward; when training with corrections, on short-prompt and long-prompt rows apart.
-
-        Correction prompts (prompt + attempt + instruction) are much longer than the originals, and the merged batch
-        left-pads every row to the longest prompt: without the split, the original rows' forward and backward run
-        over that padding. Dropping all-padding columns shifts a row's positions by a constant, which rotary and
-        other relative position encodings do not see. Always two calls for two or more rows, so every rank calls
-        the model equally often (FSDP and ZeRO-3 gather parameters collectively in each call).
-        """
-        multimodal = any(value is not None for key, value in kwargs.items() if not key.startswith("compute_"))
-        split = self.args.use_correction and torch.is_grad_enabled() and not multimodal and len(input_ids) > 1
-        if not split:
-            return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size, **kwargs
-            )
-        prompt_width = input_ids.size(1) - logits_to_keep
-        prompt_lengths = attention_mask[:, :prompt_width].sum(dim=1)
-        groups = split_by_prompt_length(prompt_lengths)
-        parts = []
-        for rows in groups:
-            start = prompt_width - int(prompt_lengths[rows].max())
-            parts.append(
-                super()._get_per_token_logps_and_entropies(
-                    model,
-                    input_ids[rows, start:],
-                    attention_mask[rows, start:],
-                    logits_to_keep,
-                    batch_size,
-                    **kwargs,
-                )
-            )
-        order = torch.argsort(torch.cat(groups))
-        logps = torch.cat([part[0] for part in parts])[order]
-        entropies = None if parts[0][1] is None else torch.cat([part[1] for part in parts])[order]
-        aux_loss = None if parts[0][2] is None else torch.stack([part[2] for part in parts]).mean()
-        return logps, entropies, aux_loss
 
     def _total_rewards(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
         """Weighted sum over reward functions, NaN where no function could score the row (as the parent)."""
@@ -200,6 +200,7 @@ class CIPOTrainer(GRPOTrainer):
             correct_share=self.replay.ratio,
             difficulty_band=tuple(self.args.difficulty_band),
             rng=self.anchor_rng,
+            num_correct=self.share_rounder.count(budget, self.replay.ratio),
         )
 
     def _correction_inputs(
@@ -207,16 +208,16 @@ class CIPOTrainer(GRPOTrainer):
     ) -> tuple[list[dict], list[bool]]:
         """This rank's correction rows (each anchor repeated once per correction) and, for all ranks' rows in
         gathered order, whether the row's anchor was correct."""
-        local_pairs = list(zip(originals.inputs, originals.completions, strict=True))
-        all_pairs = gather_object(local_pairs) if self.accelerator.num_processes > 1 else local_pairs
+        local_triples = list(zip(originals.inputs, originals.prompts, originals.completions, strict=True))
+        all_triples = gather_object(local_triples) if self.accelerator.num_processes > 1 else local_triples
         rewards = self._total_rewards(originals.rewards_per_func).tolist()
         per_rank = len(selection.indices) // self.accelerator.num_processes
         start = self.accelerator.process_index * per_rank
         local_anchors = selection.indices[start : start + per_rank]
 
-        anchors = [all_pairs[index] for index in local_anchors]
+        anchors = [all_triples[index] for index in local_anchors]
         rows = []
-        for (source_row, completion), instruction in zip(anchors, self._instructions(anchors), strict=True):
+        for (source_row, sent_prompt, completion), instruction in zip(anchors, self._instructions(anchors), strict=True):
             row = build_correction_row(
                 source_row,
                 completion,
@@ -224,6 +225,8 @@ class CIPOTrainer(GRPOTrainer):
                 max_attempt_tokens=self.args.correction_max_attempt_tokens,
                 template=self.args.correction_template,
                 instruction=instruction,
+                layout="conversation" if has_tool_turns(completion) else self.correction_layout,
+                sent_prompt=sent_prompt,
             )
             rows.extend(copy.deepcopy(row) for _ in range(self.args.correction_num_generations))
         threshold = self.args.correction_success_threshold
@@ -234,29 +237,26 @@ class CIPOTrainer(GRPOTrainer):
         ]
         return rows, anchor_correct
 
-    def _instructions(self, anchors: list[tuple[dict[str, Any], Any]]) -> list[str]:
+    def _instructions(self, anchors: list[tuple[dict[str, Any], Any, Any]]) -> list[str]:
         """The review instruction of each anchor, preceded by execution feedback when the user opted in."""
         instruction = self.args.correction_instruction
         if not self.args.correction_feedback or not anchors:
             return [instruction] * len(anchors)
         feedback_fn = get_feedback(self.args.correction_feedback)
-        columns = {key: [row[key] for row, _ in anchors] for key in anchors[0][0] if key != "prompt"}
-        feedback = feedback_fn([completion for _, completion in anchors], **columns)
+        columns = {key: [row[key] for row, _, _ in anchors] for key in anchors[0][0] if key != "prompt"}
+        feedback = feedback_fn([completion for _, _, completion in anchors], **columns)
         return [with_feedback(text, instruction) for text in feedback]
 
     def _correction_advantages(self, raw_rewards: torch.Tensor, anchor_correct: list[bool]) -> torch.Tensor:
-        """Shaped, group-normalized, weighted advantages of this rank's correction rows."""
+        """Shaped, group-normalized advantages of this rank's correction rows (the weight is on the loss)."""
         shaped = shape_correction_rewards(
             raw_rewards.tolist(),
             anchor_correct,
             self.args.correction_success_threshold,
             self.args.risk_penalty,
         )
-        advantages = correction_advantages(
-            torch.tensor(shaped, dtype=torch.float32),
-            self.args.correction_num_generations,
-            self.scale_rewards,
-            self.args.correction_weight,
+        advantages = group_advantages(
+            torch.tensor(shaped, dtype=torch.float32), self.args.correction_num_generations, self.scale_rewards
         )
         local_rows = len(advantages) // self.accelerator.num_processes
         start = self.accelerator.process_index * local_rows
@@ -287,18 +287,27 @@ class CIPOTrainer(GRPOTrainer):
 
     @contextlib.contextmanager
     def _correction_generation(self) -> Iterator[None]:
-        """Run the parent's generate-and-score on correction rows: groups of ``correction_num_generations``, and
-        the parent's own metrics and completion logs diverted so they don't mix with the original rollouts."""
-        metrics = self._metrics["train"]
-        lengths_before = {name: len(values) for name, values in metrics.items()}
+        """Run the parent's generate-and-score on correction rows: groups of ``correction_num_generations``, the
+        parent's metrics and completion logs diverted so they don't mix with the original rollouts', and
+        environments reset without a second observation (the correction prompt already holds the anchor's)."""
         logs_before = copy.deepcopy(self._logs)
         num_generations = self.num_generations
         self.num_generations = self.args.correction_num_generations
         try:
-            yield
+            with self._metrics_as_corrections(), self._resets_without_observation():
+                yield
         finally:
             self.num_generations = num_generations
             self._logs = logs_before
+
+    @contextlib.contextmanager
+    def _metrics_as_corrections(self) -> Iterator[None]:
+        """Metrics the parent appends inside this block are moved under ``correction/<name>``."""
+        metrics = self._metrics["train"]
+        lengths_before = {name: len(values) for name, values in metrics.items()}
+        try:
+            yield
+        finally:
             for name in list(metrics):
                 if name.startswith("correction/") or name == "num_tokens":
                     continue
@@ -307,81 +316,79 @@ class CIPOTrainer(GRPOTrainer):
                 del metrics[name][start:]
                 if not metrics[name]:
                     del metrics[name]
-                metrics[f"correction/{name}"].extend(added)
+                if added:
+                    metrics[f"correction/{name}"].extend(added)
+
+    @contextlib.contextmanager
+    def _resets_without_observation(self) -> Iterator[None]:
+        """During the correction call, ``reset()`` still restarts each environment as for the anchor, but returns
+        no observation: the parent would append it to the correction prompt a second time."""
+        pools = getattr(self, "_environment_pool", None) or {}
+        classes = {type(environment) for pool in pools.values() for environment in pool}
+        patched = {cls: cls.__dict__.get("reset") for cls in classes}
+        for cls in classes:
+            reset = cls.reset
+
+            def quiet_reset(environment: Any, *args: Any, _reset: Any = reset, **kwargs: Any) -> None:
+                _reset(environment, *args, **kwargs)
+
+            cls.reset = quiet_reset
+        try:
+            yield
+        finally:
+            for cls, own_reset in patched.items():
+                if own_reset is None:
+                    del cls.reset
+                else:
+                    cls.reset = own_reset
 
     # ------------------------------------------------------------------------------------- checkpoint/resume
     def cipo_state_dict(self) -> dict[str, Any]:
         version, internal, gauss = self.anchor_rng.getstate()
-        return {"replay": self.replay.state_dict(), "anchor_rng": [version, list(internal), gauss]}
+        return {
+            "replay": self.replay.state_dict(),
+            "anchor_rng": [version, list(internal), gauss],
+            "correct_share_carry": self.share_rounder.carry,
+        }
 
     def load_cipo_state_dict(self, state: dict[str, Any]) -> None:
         self.replay.load_state_dict(state["replay"])
         version, internal, gauss = state["anchor_rng"]
         self.anchor_rng.setstate((version, tuple(internal), gauss))
+        self.share_rounder.carry = float(state.get("correct_share_carry", 0.0))
 
-    def _save_checkpoint(self, model, trial):  # noqa: ANN001, ANN202
-        super()._save_checkpoint(model, trial)
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:  # noqa: D401
+        # Written here, inside the parent's checkpoint, so it exists before a hub push of that checkpoint.
+        super()._save_optimizer_and_scheduler(output_dir)
         if self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            with open(os.path.join(folder, STATE_FILE), "w") as file:
+            with open(os.path.join(output_dir, STATE_FILE), "w") as file:
                 json.dump(self.cipo_state_dict(), file)
 
     def _load_optimizer_and_scheduler(self, checkpoint):  # noqa: ANN001, ANN202
         super()._load_optimizer_and_scheduler(checkpoint)
-        path = os.path.join(checkpoint, STATE_FILE) if checkpoint else None
-        if path and os.path.exists(path):
+        if not checkpoint:
+            return
+        path = os.path.join(checkpoint, STATE_FILE)
+        if os.path.exists(path):
             with open(path) as file:
                 self.load_cipo_state_dict(json.load(file))
-
-
-def concat_batches(
-    first: dict[str, Any], second: dict[str, Any], pad_token_id: int, pad_to_multiple_of: int | None = None
-) -> dict[str, Any]:
-    """Stack two GRPO batches row-wise, re-padding prompts on the left and completions on the right."""
-    if set(first) != set(second):
-        raise ValueError(f"batches differ in keys: {sorted(set(first) ^ set(second))}")
-    merged: dict[str, Any] = {}
-    for key, value in first.items():
-        other = second[key]
-        if key == "num_items_in_batch":
-            merged[key] = value + other
-        elif key == "advantages":
-            merged[key] = torch.cat([value, other])
-        elif key in _LEFT_PADDED or key in _RIGHT_PADDED:
-            merged[key] = _pad_cat(key, value, other, pad_token_id, pad_to_multiple_of)
-        elif value is None and other is None:
-            merged[key] = None
-        else:
-            raise ValueError(
-                f"CIPOTrainer cannot append correction rows to a batch with field {key!r} (multimodal?)"
+        elif self.args.use_correction:
+            logger.warning(
+                "CIPO: checkpoint %s has no %s; the replay ratio, its rounding carry and the anchor RNG start "
+                "afresh from the configuration (ratio %.3f) instead of resuming.",
+                checkpoint,
+                STATE_FILE,
+                self.replay.ratio,
             )
-    return merged
 
 
-def split_by_prompt_length(prompt_lengths: torch.Tensor) -> list[torch.Tensor]:
-    """Row indices in two non-empty groups, short prompts and long prompts, cut where padding each group to its own
-    longest prompt costs the fewest positions. Needs at least two rows."""
-    order = torch.argsort(prompt_lengths, stable=True)
-    lengths = prompt_lengths[order]
-    sizes = torch.arange(1, len(order), device=lengths.device)  # rows in the short group
-    cost = sizes * lengths[:-1] + (len(order) - sizes) * lengths[-1]
-    cut = int(sizes[torch.argmin(cost)])
-    return [order[:cut], order[cut:]]
+def _model_name(model: Any) -> str:
+    """The name GRPOTrainer gives a default config: the model id's last path part."""
+    name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
+    return str(name).rstrip("/").split("/")[-1] or "model"
 
 
-def _pad_cat(
-    key: str, first: torch.Tensor, second: torch.Tensor, pad_token_id: int, multiple: int | None
-) -> torch.Tensor:
-    if first.dim() == 1 or first.shape[1] == second.shape[1]:
-        return torch.cat([first, second])
-    side, value = ("left", _LEFT_PADDED[key]) if key in _LEFT_PADDED else ("right", _RIGHT_PADDED[key])
-    value = pad_token_id if value == "pad_token" else value
-    width = max(first.shape[1], second.shape[1])
-    if multiple:
-        width = -(-width // multiple) * multiple
-
-    def widen(tensor: torch.Tensor) -> torch.Tensor:
-        extra = width - tensor.shape[1]
-        return F.pad(tensor, (extra, 0) if side == "left" else (0, extra), value=value)
-
-    return torch.cat([widen(first), widen(second)])
+def _shuffled_chunks(batch: dict[str, Any], chunks: int) -> list[dict[str, Any]]:
+    """What the parent does to its generation batch: shuffle the rows, cut them into ``chunks`` equal parts."""
+    batch = shuffle_sequence_dict(split_pixel_values_by_grid(batch))
+    return [unsplit_pixel_values_by_grid(part) for part in split_tensor_dict(batch, chunks)]

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cipo.core.advantages import STD_EPS, correction_advantages, group_advantages
+from cipo.core.advantages import STD_EPS, group_advantages
 
 
 def test_group_normalization_by_hand() -> None:
@@ -31,13 +31,6 @@ def test_nan_rows_get_zero_and_are_left_out() -> None:
     advantages = group_advantages(torch.tensor([math.nan, 1.0, 0.0]), 3)
     expected = 0.5 / (math.sqrt(0.5) + STD_EPS)
     assert advantages.tolist() == pytest.approx([0.0, expected, -expected])
-
-
-def test_weight_scales() -> None:
-    rewards = torch.tensor([1.0, 0.0])
-    assert correction_advantages(rewards, 2, weight=0.5).tolist() == pytest.approx(
-        (0.5 * group_advantages(rewards, 2)).tolist()
-    )
 
 
 def test_matches_trl_group_advantages() -> None:

@@ -14,7 +14,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from cipo import CIPOConfig, CIPOTrainer
 from cipo.core.advantages import STD_EPS
-from cipo.trainer import STATE_FILE, concat_batches, split_by_prompt_length
+from cipo.trainer import CORRECTIONS, STATE_FILE
 
 PROMPTS = [[{"role": "user", "content": f"Compute {a}+{b}."}] for a in range(4) for b in range(4)]
 
@@ -106,11 +106,13 @@ def test_correction_rows_carry_the_intended_advantages(tiny_model_dir: Path, tmp
     inputs = [{"prompt": PROMPTS[p], "answer": f"gold-{p}"} for p in (0, 1) for _ in range(4)]
     batch = trainer._generate_and_score_completions(inputs)
 
-    assert batch["advantages"].shape == (12,)
-    # Shaped correct-anchor group: [1, -1] -> +-1/(sqrt 2 + eps); wrong-anchor group [1, 0] -> +-0.5/(sqrt .5 + eps)
-    kept = 0.5 * 1 / (math.sqrt(2) + STD_EPS)
-    fixed = 0.5 * 0.5 / (math.sqrt(0.5) + STD_EPS)
-    assert batch["advantages"][8:].tolist() == pytest.approx([kept, -kept, fixed, -fixed], rel=1e-5)
+    assert batch["advantages"].shape == (8,)
+    corrections = batch[CORRECTIONS]
+    # Shaped correct-anchor group: [1, -1] -> +-1/(sqrt 2 + eps); wrong-anchor group [1, 0] -> +-0.5/(sqrt .5 + eps).
+    # The weight (0.5) multiplies the corrections' loss, not their advantages.
+    kept = 1 / (math.sqrt(2) + STD_EPS)
+    fixed = 0.5 / (math.sqrt(0.5) + STD_EPS)
+    assert corrections["advantages"].tolist() == pytest.approx([kept, -kept, fixed, -fixed], rel=1e-5)
 
     correction_call = reward.calls[1]
     assert correction_call["answer"] == ["gold-0"] * 4  # source columns travel with the correction rows
@@ -128,7 +130,8 @@ def test_correction_rows_carry_the_intended_advantages(tiny_model_dir: Path, tmp
     assert metrics["reward"] == [pytest.approx(5 / 8)]  # originals only: corrections are logged apart
     assert metrics["correction/reward"] == [pytest.approx(0.5)]
     assert trainer.replay.ratio == pytest.approx(0.5 + 0.25 * (0.9 - 0.5))
-    assert batch["num_items_in_batch"].item() == batch["completion_mask"].sum().item()
+    assert batch["num_items_in_batch"].item() == batch["completion_mask"].sum().item()  # each set its own count
+    assert corrections["num_items_in_batch"].item() == corrections["completion_mask"].sum().item()
 
 
 def test_use_correction_false_is_plain_grpo(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -177,34 +180,6 @@ def test_resume_continues_the_same_trajectory(tiny_model_dir: Path, tmp_path: Pa
         torch.testing.assert_close(p_a, p_b, msg=f"{name} differs after resume")
 
 
-def test_concat_batches_pads_each_side() -> None:
-    first = {
-        "prompt_ids": torch.tensor([[5, 6]]),
-        "prompt_mask": torch.tensor([[1, 1]]),
-        "completion_ids": torch.tensor([[7]]),
-        "completion_mask": torch.tensor([[1]]),
-        "advantages": torch.tensor([0.5]),
-        "num_items_in_batch": torch.tensor(1),
-    }
-    second = {
-        "prompt_ids": torch.tensor([[1, 2, 3]]),
-        "prompt_mask": torch.tensor([[1, 1, 1]]),
-        "completion_ids": torch.tensor([[8, 9]]),
-        "completion_mask": torch.tensor([[1, 1]]),
-        "advantages": torch.tensor([-1.0]),
-        "num_items_in_batch": torch.tensor(2),
-    }
-    merged = concat_batches(first, second, pad_token_id=0)
-    assert merged["prompt_ids"].tolist() == [[0, 5, 6], [1, 2, 3]]
-    assert merged["prompt_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
-    assert merged["completion_ids"].tolist() == [[7, 0], [8, 9]]
-    assert merged["completion_mask"].tolist() == [[1, 0], [1, 1]]
-    assert merged["advantages"].tolist() == [0.5, -1.0]
-    assert merged["num_items_in_batch"].item() == 3
-    with pytest.raises(ValueError, match="pixel_values"):
-        concat_batches({**first, "pixel_values": torch.zeros(1)}, {**second, "pixel_values": torch.zeros(1)}, 0)
-
-
 def test_model_loads_through_from_pretrained(tiny_model_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert model.config.model_type == "llama"
@@ -232,34 +207,15 @@ def test_opt_in_feedback_goes_into_the_instruction(
     assert seen["answer"] == ["g0", "g0"]
 
 
-def test_split_by_prompt_length_cuts_where_padding_is_least() -> None:
-    groups = split_by_prompt_length(torch.tensor([5, 300, 6, 290, 5]))
-    assert [sorted(group.tolist()) for group in groups] == [[0, 2, 4], [1, 3]]
-    assert [len(group) for group in split_by_prompt_length(torch.tensor([7, 7]))] == [1, 1]
-
-
-def test_training_forward_skips_the_padding_of_correction_prompts(tiny_model_dir: Path, tmp_path: Path) -> None:
-    trainer = make_trainer(tiny_model_dir, tmp_path, bf16=False)
+def test_originals_keep_their_own_padding(tiny_model_dir: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(tiny_model_dir, tmp_path)
     trainer.model.train()
     inputs = [{"prompt": PROMPTS[p], "answer": str(p)} for p in (0, 1) for _ in range(4)]
     batch = trainer._generate_and_score_completions(inputs)
-    assert len(batch["advantages"]) == 12  # 8 rollouts + 2 anchors x 2 corrections
-    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
-    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
-    width = batch["completion_ids"].size(1)
-    positions = []
-    hook = trainer.model.register_forward_pre_hook(
-        lambda _m, _a, kwargs: positions.append(kwargs["input_ids"].numel()), with_kwargs=True
-    )
-    split = trainer._get_per_token_logps_and_entropies(trainer.model, input_ids, attention_mask, width, compute_entropy=True)
-    hook.remove()
-    whole = GRPOTrainer._get_per_token_logps_and_entropies(
-        trainer, trainer.model, input_ids, attention_mask, width, compute_entropy=True
-    )
-    real = batch["completion_mask"].bool()
-    torch.testing.assert_close(split[0][real], whole[0][real], atol=1e-5, rtol=0)
-    torch.testing.assert_close(split[1][real], whole[1][real], atol=1e-5, rtol=0)
-    assert len(positions) == 2 and sum(positions) < input_ids.numel()
+    corrections = batch[CORRECTIONS]
+    assert len(batch["advantages"]) == 8 and len(corrections["advantages"]) == 4  # 2 anchors x 2 corrections
+    # Correction prompts (prompt + attempt + instruction) are longer; the originals are not padded to them.
+    assert batch["prompt_ids"].shape[1] < corrections["prompt_ids"].shape[1]
 
 
 def test_too_small_micro_batch_cap_is_rejected(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -277,4 +233,5 @@ def test_gradient_accumulation_keeps_chunks_even(tiny_model_dir: Path, tmp_path:
     anchors = trainer.state.log_history[0]["correction/num_anchors"]
     assert anchors == 2  # 0.125 x 8 rollouts = 1, rounded to the unit
     assert len(trainer._buffered_inputs) == 2
-    assert [len(chunk["advantages"]) for chunk in trainer._buffered_inputs] == [7, 7]  # (8 + 2 x 3) / 2
+    assert [len(chunk["advantages"]) for chunk in trainer._buffered_inputs] == [4, 4]  # 8 originals / 2
+    assert [len(chunk[CORRECTIONS]["advantages"]) for chunk in trainer._buffered_inputs] == [3, 3]  # 2 x 3 / 2

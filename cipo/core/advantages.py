@@ -1,4 +1,7 @@
-"""Advantages of correction samples: group-normalized within each anchor's corrections, then weighted.
+"""Advantages of correction samples: group-normalized within each anchor's corrections.
+
+``correction_weight`` is not applied here: it multiplies the corrections' loss term (see ``CIPOTrainer``), so the
+KL and entropy terms of the corrections are weighted like their policy term.
 
 The scale options mirror GRPO's ``scale_rewards``: ``"group"`` divides by each group's std, ``"batch"`` by the std
 of all corrections of the step, ``"none"`` only centres. The std is the unbiased one with the same ``1e-4`` guard as
@@ -37,10 +40,3 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     elif scale == "batch":
         centred = centred / (_nanstd(rewards) + STD_EPS)
     return torch.nan_to_num(centred, nan=0.0)
-
-
-def correction_advantages(
-    rewards: torch.Tensor, group_size: int, scale: str = "group", weight: float = 1.0
-) -> torch.Tensor:
-    """Advantages of correction rows: ``weight`` times their group-normalized (shaped) rewards."""
-    return weight * group_advantages(rewards, group_size, scale)

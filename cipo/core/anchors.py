@@ -60,6 +60,22 @@ def _round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+@dataclass
+class ShareRounder:
+    """Whole counts whose running total follows ``share x budget`` exactly: the rounding remainder is carried to
+    the next step (error diffusion), so with 1 anchor per step and share 0.25 every fourth anchor is correct,
+    where rounding each step alone would never choose one. Deterministic, so every rank computes the same count.
+    """
+
+    carry: float = 0.0
+
+    def count(self, budget: int, share: float) -> int:
+        wanted = budget * share + self.carry
+        whole = min(budget, math.floor(wanted + 1e-9))
+        self.carry = min(max(wanted - whole, 0.0), 1.0)
+        return whole
+
+
 def _ranked(
     candidates: list[int], group_of: Sequence[int], distance: Sequence[float], rng: random.Random
 ) -> list[int]:
@@ -83,8 +99,10 @@ def select_anchors(
     correct_share: float,
     difficulty_band: tuple[float, float],
     rng: random.Random,
+    num_correct: int | None = None,
 ) -> AnchorSelection:
-    """Pick ``num_anchors`` rollouts, ``num_anchors * correct_share`` (rounded half up) of them correct if possible.
+    """Pick ``num_anchors`` rollouts, ``num_correct`` of them correct if possible (default:
+    ``num_anchors * correct_share`` rounded half up; the trainer passes a ``ShareRounder`` count).
 
     When one kind runs short (e.g. every rollout failed), the other kind fills the gap, so the budget is kept
     whenever there are enough rollouts.
@@ -96,7 +114,8 @@ def select_anchors(
     right_pool = _ranked([i for i, ok in enumerate(correct) if ok], group_of, distance, rng)
     wrong_pool = _ranked([i for i, ok in enumerate(correct) if not ok], group_of, distance, rng)
 
-    want_right = min(_round_half_up(num_anchors * correct_share), len(right_pool))
+    wanted = _round_half_up(num_anchors * correct_share) if num_correct is None else num_correct
+    want_right = min(wanted, len(right_pool))
     want_wrong = min(num_anchors - want_right, len(wrong_pool))
     want_right = min(num_anchors - want_wrong, len(right_pool))  # refill from correct ones if wrong ran short
     chosen = right_pool[:want_right] + wrong_pool[:want_wrong]

@@ -46,10 +46,17 @@ class ReplayController:
         return self.ratio
 
     def state_dict(self) -> dict[str, Any]:
-        state = asdict(self)
-        state["bounds"] = list(self.bounds)
-        return state
+        """The learned state only; hyperparameters come from the configuration of the run that loads it."""
+        return {key: value for key, value in asdict(self).items() if key in STATE_FIELDS}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, tuple(value) if key == "bounds" else value)
+        """Restore the state; ``adaptive``, ``step_size``, ``bounds`` and ``retention_target`` stay as configured
+        now (changing them at resume takes effect), and the restored ratio is clipped to the current bounds."""
+        for key in STATE_FIELDS:
+            if key in state:
+                setattr(self, key, state[key])
+        low, high = self.bounds
+        self.ratio = min(max(float(self.ratio), low), high)
+
+
+STATE_FIELDS = ("ratio", "last_retention", "num_updates")

@@ -13,7 +13,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
+    GPT2Config,
     LlamaConfig,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerFast,
     Qwen2Config,
@@ -45,7 +47,7 @@ class TinyModelConfig:
     intermediate_size: int = field(default=384, metadata={"help": "Width of the SwiGLU MLP."})
     max_positions: int = field(default=384, metadata={"help": "Longest sequence (prompt + completion) in tokens."})
     vocab_size: int = field(default=512, metadata={"help": "Upper bound of the BPE vocabulary (bytes + merges)."})
-    architecture: str = field(default="llama", metadata={"help": "Transformers architecture: 'llama' or 'qwen2'."})
+    architecture: str = field(default="llama", metadata={"help": "Transformers architecture: 'llama', 'qwen2' or 'gpt2'."})
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 384) -> PreTrainedTokenizerFast:
@@ -74,14 +76,25 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 384) -> PreTrainedTo
     )
 
 
-ARCHITECTURES = {"llama": LlamaConfig, "qwen2": Qwen2Config}
+ARCHITECTURES = {"llama": LlamaConfig, "qwen2": Qwen2Config, "gpt2": GPT2Config}
 
 
-def build_model(config: TinyModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> PreTrainedModel:
-    if config.architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
-    torch.manual_seed(seed)
-    model_config = ARCHITECTURES[config.architecture](
+def _architecture_config(config: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
+    special = dict(
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    if config.architecture == "gpt2":  # learned absolute positions: the left padding shifts them
+        return GPT2Config(
+            vocab_size=len(tokenizer),
+            n_embd=config.hidden_size,
+            n_inner=config.intermediate_size,
+            n_layer=config.num_layers,
+            n_head=config.num_heads,
+            n_positions=config.max_positions,
+            tie_word_embeddings=True,
+            **special,
+        )
+    return ARCHITECTURES[config.architecture](
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,
         intermediate_size=config.intermediate_size,
@@ -90,10 +103,15 @@ def build_model(config: TinyModelConfig, tokenizer: PreTrainedTokenizerFast, see
         num_key_value_heads=config.num_heads,
         max_position_embeddings=config.max_positions,
         tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **special,
     )
+
+
+def build_model(config: TinyModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> PreTrainedModel:
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
+    torch.manual_seed(seed)
+    model_config = _architecture_config(config, tokenizer)
     model = AutoModelForCausalLM.from_config(model_config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
