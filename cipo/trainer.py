@@ -90,6 +90,7 @@ class CIPOTrainer(GRPOTrainer):
         self.correction_layout = resolve_layout(config.correction_layout, self._tokenizer)
         self._check_micro_batch_cap()
         self._last_scored: _Scored | None = None
+        self._rng_after_originals = torch.get_rng_state()
         self._warned_budget = False
 
     # ----------------------------------------------------------------------------------------------- the step
@@ -98,6 +99,7 @@ class CIPOTrainer(GRPOTrainer):
         batch = super()._generate_and_score_completions(inputs)
         if not self.args.use_correction or not self.model.training:
             return batch
+        self._rng_after_originals = torch.get_rng_state()
         originals = self._last_scored
         selection = self._select_anchors(originals)
         self._log("num_anchors", len(selection.indices))
@@ -124,7 +126,9 @@ class CIPOTrainer(GRPOTrainer):
         if self._step % (chunks * self.num_iterations) == 0 or self._buffered_inputs is None:
             batch = self._generate_and_score_completions(generation_batch)
             corrections = batch.pop(CORRECTIONS, None)
-            originals = _shuffled_chunks(batch, chunks)
+            # The permutation GRPO would draw right after generating: the originals' micro-batches are GRPO's own.
+            with _rng_state(self._rng_after_originals):
+                originals = _shuffled_chunks(batch, chunks)
             if corrections is None:
                 self._buffered_inputs = originals
             else:
@@ -386,6 +390,17 @@ def _model_name(model: Any) -> str:
     """The name GRPOTrainer gives a default config: the model id's last path part."""
     name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
     return str(name).rstrip("/").split("/")[-1] or "model"
+
+
+@contextlib.contextmanager
+def _rng_state(state: torch.Tensor) -> Iterator[None]:
+    """Run the block from the given CPU RNG state, then continue from where the global RNG was."""
+    current = torch.get_rng_state()
+    torch.set_rng_state(state)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(current)
 
 
 def _shuffled_chunks(batch: dict[str, Any], chunks: int) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from cipo.core.anchors import anchor_budget, band_distance, group_pass_rates, select_anchors
+from cipo.core.anchors import ShareRounder, anchor_budget, band_distance, group_pass_rates, select_anchors
 
 
 def test_group_pass_rates() -> None:
@@ -69,3 +69,25 @@ def test_deterministic_for_a_seed() -> None:
     first = select_anchors(correct, 8, 8, 0.3, (0.25, 0.75), random.Random(7))
     second = select_anchors(correct, 8, 8, 0.3, (0.25, 0.75), random.Random(7))
     assert first == second
+
+
+@pytest.mark.parametrize(("budget", "share"), [(1, 0.25), (1, 0.1), (2, 0.3), (3, 0.5), (4, 0.05)])
+def test_carried_rounding_realises_the_share_over_100_steps(budget: int, share: float) -> None:
+    rounder = ShareRounder()
+    counts = [rounder.count(budget, share) for _ in range(100)]
+    assert all(0 <= count <= budget for count in counts)
+    assert abs(sum(counts) - 100 * budget * share) < 1  # rounding each step alone: 0 correct anchors for 1 x 0.25
+    assert 0 <= rounder.carry < 1
+
+
+def test_carried_rounding_is_identical_on_every_rank() -> None:
+    ranks = [ShareRounder() for _ in range(4)]
+    shares = [0.25, 0.31, 0.4, 0.05, 0.75] * 20
+    sequences = [[rounder.count(2, share) for share in shares] for rounder in ranks]
+    assert all(sequence == sequences[0] for sequence in sequences)
+
+
+def test_select_anchors_takes_the_given_correct_count() -> None:
+    correct = [True, False, False, False] * 4
+    selection = select_anchors(correct, 4, 4, 0.0, (0.25, 0.75), random.Random(0), num_correct=3)
+    assert selection.num_correct == 3 and len(selection.indices) == 4

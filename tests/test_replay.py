@@ -33,3 +33,14 @@ def test_state_round_trip() -> None:
 def test_invalid_bounds() -> None:
     with pytest.raises(ValueError, match="bounds"):
         ReplayController(ratio=0.3, bounds=(0.8, 0.2))
+
+
+def test_resume_keeps_the_configured_hyperparameters_and_restores_the_state() -> None:
+    saved = ReplayController(ratio=0.5, retention_target=0.9, bounds=(0.05, 0.75), step_size=0.25)
+    saved.update(0.2)  # ratio 0.675
+    resumed = ReplayController(ratio=0.1, retention_target=0.5, bounds=(0.1, 0.6), step_size=0.05, adaptive=False)
+    resumed.load_state_dict(saved.state_dict())
+    assert (resumed.retention_target, resumed.bounds, resumed.step_size, resumed.adaptive) == (0.5, (0.1, 0.6), 0.05, False)
+    assert resumed.ratio == 0.6  # the saved 0.675, clipped to the bounds configured now
+    assert (resumed.num_updates, resumed.last_retention) == (1, 0.2)
+    assert set(saved.state_dict()) == {"ratio", "last_retention", "num_updates"}

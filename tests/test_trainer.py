@@ -54,7 +54,7 @@ def tiny_args(tmp_path: Path, config_class=CIPOConfig, **overrides) -> GRPOConfi
 
 
 def make_trainer(model_dir: Path, tmp_path: Path, reward=hash_reward, trainer_class=CIPOTrainer, **overrides):  # noqa: ANN001, ANN201
-    config_class = CIPOConfig if trainer_class is CIPOTrainer else GRPOConfig
+    config_class = CIPOConfig if issubclass(trainer_class, CIPOTrainer) else GRPOConfig
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     torch.manual_seed(0)
     return trainer_class(

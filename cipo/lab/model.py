@@ -91,6 +91,9 @@ def _architecture_config(config: TinyModelConfig, tokenizer: PreTrainedTokenizer
             n_layer=config.num_layers,
             n_head=config.num_heads,
             n_positions=config.max_positions,
+            resid_pdrop=0.0,  # no dropout, as the Llama and Qwen2 builds: forwards are deterministic
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
             tie_word_embeddings=True,
             **special,
         )
