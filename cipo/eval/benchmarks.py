@@ -37,6 +37,15 @@ class BenchmarkFormatError(ValueError):
     """A benchmark file or record does not have the expected format; the message names file, row and field."""
 
 
+class LoadedRows(list):
+    """Rows of a benchmark whose loader also reports on the file (rows it skipped and why, the score's name):
+    ``notes`` lands in the run's results."""
+
+    def __init__(self, rows: list[Row], notes: dict[str, Any] | None = None) -> None:
+        super().__init__(rows)
+        self.notes = notes or {}
+
+
 class _RecordError(ValueError):
     """Raised by a row mapper; the loader adds the file and row to the message."""
 
@@ -216,6 +225,23 @@ class BenchmarkSpec:
         default=None, metadata={"help": "Mapper for the hub copy when its fields differ from the file's."}
     )
     aliases: tuple[str, ...] = ()
+    load_file: Callable[[Path, int | None, str | None], LoadedRows] | None = field(
+        default=None,
+        metadata={"help": "Reads the whole file itself (path, limit, instruction), instead of row by row."},
+    )
+    group_by: tuple[str, ...] = field(
+        default=(), metadata={"help": "Fields of the raw records to report scores by (e.g. bug type, level)."}
+    )
+
+
+def _debugbench_rows(path: Path, limit: int | None, instruction: str | None) -> LoadedRows:
+    from cipo.eval.debugbench import load_for_eval  # runs the sandbox: only when asked for
+
+    return load_for_eval(path, limit, instruction)
+
+
+def _needs_data(record: Mapping[str, Any], index: int) -> Row:
+    raise _RecordError("DebugBench is read from a local copy only: pass --data debugbench_python3.jsonl")
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -272,6 +298,16 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "google-research-datasets/mbpp",
             hub_config="sanitized",
             aliases=("mbpp_sanitized",),
+        ),
+        BenchmarkSpec(
+            "debugbench",
+            "code",
+            "debugbench_python3.jsonl",
+            _needs_data,
+            "Rtian/DebugBench",
+            aliases=("debugbench_python3", "debugbench-python3"),
+            load_file=_debugbench_rows,
+            group_by=("bug_type", "level"),
         ),
     ]
 }
@@ -422,11 +458,17 @@ def load_benchmark(
     ``instruction`` replaces the default answer-format instruction appended to each problem.
     """
     spec = get_spec(name)
+    if path is None and spec.load_file is not None:
+        raise BenchmarkFormatError(
+            f"benchmark {spec.name!r} is read from a local copy only: pass --data (its file, {spec.filename})"
+        )
     if path is None:
         return _load_from_hub(spec, limit=limit, instruction=instruction)
     file = Path(path)
     if file.is_dir():
         file = file / spec.filename
+    if spec.load_file is not None:
+        return spec.load_file(file, limit, instruction)
     return _map_records(
         read_records(file),
         spec.to_row,

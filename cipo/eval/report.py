@@ -73,7 +73,42 @@ def markdown_report(results: dict[str, Any]) -> str:
     text.append(_table(["metric", *(title for _, title in turns)], rows))
     if "correction" in results:
         text.append("\n" + correction_table([results]) + "\n" + RATE_NOTE + "\n")
+    text += _notes_section(results.get("benchmark_notes") or {})
+    text += _group_tables(results.get("groups") or {})
     return "\n".join(text)
+
+
+def _notes_section(notes: dict[str, Any]) -> list[str]:
+    """What the benchmark's loader reported: the score's name and which rows it left out, and why."""
+    lines = [f"**{notes['score_name']}**. {notes.get('score_note', '')}\n"] if notes.get("score_name") else []
+    if "records" in notes:
+        skipped = ", ".join(f"{reason} {count}" for reason, count in (notes.get("skipped") or {}).items())
+        unchecked = notes.get("not_checked_past_limit")
+        lines.append(
+            f"{notes['records']} records, {notes.get('gradeable')} graded; skipped: {skipped or 'none'}"
+            + (f"; {unchecked} gradeable rows past --limit not read" if unchecked else "")
+            + ".\n"
+        )
+    return lines
+
+
+def _group_tables(groups: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """One table per field (bug type, level...): problems and accuracy in %, provided attempts in fix mode."""
+    text = []
+    for name, values in groups.items():
+        with_provided = any("provided_accuracy" in block for block in values.values())
+        header = [name, "problems", "accuracy", *(["provided attempts"] if with_provided else [])]
+        rows = [
+            [
+                value,
+                str(block["problems"]),
+                _percent(block["accuracy"]),
+                *([_percent(block.get("provided_accuracy"))] if with_provided else []),
+            ]
+            for value, block in values.items()
+        ]
+        text.append(f"\nBy {name.replace('_', ' ')}:\n\n" + _table(header, rows))
+    return text
 
 
 def correction_table(all_results: Sequence[dict[str, Any]], labels: Sequence[str] | None = None) -> str:

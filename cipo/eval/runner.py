@@ -71,7 +71,7 @@ class EvalConfig:
     benchmark: str = field(
         metadata={
             "help": "Benchmark name (gsm8k, math500, aime24, amc23, minerva_math, "
-            "olympiadbench, humaneval, mbpp) or 'custom' for any file with --data."
+            "olympiadbench, humaneval, mbpp, debugbench) or 'custom' for any file with --data."
         }
     )
     data: str | None = field(
@@ -245,7 +245,9 @@ class Evaluation:
         self.config = config
         self.output_dir = Path(config.output_dir) if config.output_dir else config.default_output_dir()
         self.benchmark_name, self.task = _benchmark_and_task(config)
-        self.rows = list(rows) if rows is not None else self._load_rows()
+        loaded = rows if rows is not None else self._load_rows()
+        self.load_notes: dict[str, Any] = dict(getattr(loaded, "notes", {}))  # see LoadedRows
+        self.rows = list(loaded)
         self._rows_by_id = {row["id"]: row for row in self.rows}
         self.reward_fn = reward_fn or _resolve_reward(config.reward or self.task)
         self.answer_extractor = answer_extractor or (
@@ -469,15 +471,18 @@ class Evaluation:
             "confidence": config.confidence,
             "bootstrap_resamples": config.bootstrap_resamples,
         }
+        first = self._correctness(store, 1)[0] if config.mode != "fix" else self._provided_correct()
         if config.mode != "fix":
             results["turn1"] = self._turn_metrics(*self._correctness(store, 1))
         if config.mode in ("correction", "fix"):
             second, answers = self._correctness(store, 2)
             results["turn2"] = self._turn_metrics(second, answers)
-            first = (
-                self._correctness(store, 1)[0] if config.mode == "correction" else self._provided_correct()
-            )
             results["correction"] = self._correction_metrics(first, second)
+        if self.load_notes:
+            results["benchmark_notes"] = self.load_notes
+        groups = self._group_metrics(store, first if config.mode == "fix" else None)
+        if groups:
+            results["groups"] = groups
         results["throughput_this_run"] = self.throughput.to_dict()
         results["backend"] = self._generator.backend if self._generator is not None else None
         results["versions"] = _package_versions()
@@ -517,6 +522,36 @@ class Evaluation:
             [reward is not None and reward >= self.config.correct_threshold] * self.config.n
             for reward in rewards
         ]
+
+    def _group_metrics(
+        self, store: SampleStore, provided_correct: list[list[bool]] | None
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """Accuracy of the last turn (and of the provided attempts, in fix mode) per value of each field the
+        benchmark reports by (DebugBench: bug type and level); each problem weighs the same."""
+        fields = get_spec(self.benchmark_name).group_by if self.benchmark_name != CUSTOM else ()
+        if not fields:
+            return {}
+        turn = 1 if self.config.mode == "standard" else 2
+        accuracy = [sum(samples) / len(samples) for samples in self._correctness(store, turn)[0]]
+        provided = [samples[0] for samples in provided_correct] if provided_correct is not None else None
+        groups: dict[str, dict[str, dict[str, Any]]] = {}
+        for name in fields:
+            members: dict[str, list[int]] = {}
+            for index, row in enumerate(self.rows):
+                members.setdefault(str(row.get("meta", {}).get(name)), []).append(index)
+            groups[name] = {
+                value: {
+                    "problems": len(indices),
+                    "accuracy": sum(accuracy[i] for i in indices) / len(indices),
+                    **(
+                        {"provided_accuracy": sum(provided[i] for i in indices) / len(indices)}
+                        if provided is not None
+                        else {}
+                    ),
+                }
+                for value, indices in sorted(members.items())
+            }
+        return groups
 
     def _correction_metrics(self, first: list[list[bool]], second: list[list[bool]]) -> dict[str, Any]:
         pairs = [

@@ -1,0 +1,264 @@
+"""DebugBench (Python 3) graded offline: each row's examples become call-style tests run in the sandbox.
+
+DebugBench's own metric submits code to LeetCode's online judge (hidden tests, an account). Here a fix is graded
+on the problem's *examples* only ("Input: n = 12, k = 3" / "Output: 3"), the LeetCode way:
+
+* the method under test is the one of ``class Solution`` whose parameters match the example's argument names
+  (solutions often have helpers), called on a fresh ``Solution()`` with the arguments by position;
+* ``ListNode``/``TreeNode`` arguments and results are built from and compared as LeetCode's lists;
+* in-place problems ("do not return anything") compare the mutated argument;
+* answers the problem accepts "in any order" are compared sorted.
+
+Every example's expected output is also checked against the row's ``oracle_code`` on the same input (the
+differential check, :func:`cross_check`): rows where the oracle disagrees with an example (several valid
+answers, a misread example) are skipped. Rows whose examples cannot be parsed are skipped too, with the reason
+counted, never guessed. The score is the **DebugBench-examples pass rate**: an offline approximation on the
+examples, not DebugBench's accuracy.
+
+Parsing is in :mod:`cipo.eval.leetcode_examples`; the generated test program (:mod:`cipo.eval.leetcode_prelude`
+plus the code under test) only ever runs in the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cipo.eval.leetcode_examples import Example, ExampleError, Method, call_tests
+from cipo.rewards.code import CodeRewardConfig, evaluate_completions
+from cipo.sandbox import TestReport
+
+SCORE_NAME = "DebugBench-examples pass rate"
+SCORE_NOTE = (
+    "An offline approximation graded on each problem's examples (cross-checked against the reference "
+    "solution), not DebugBench's accuracy, which LeetCode's online judge measures on hidden tests."
+)
+FIX_INSTRUCTION = (
+    "Write the complete `class Solution` in a single Python code block (```python ... ```); the method keeps its "
+    "name and parameters."
+)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rows
+
+
+@dataclass
+class DebugBenchRow:
+    """One gradeable DebugBench instance: the raw record, its method and its call-style tests."""
+
+    record: dict[str, Any]
+    method: Method
+    tests: dict[str, Any]
+    examples: list[Example] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"debugbench/{self.record['id']}"
+
+    def problem(self) -> str:
+        """The problem as LeetCode shows it: statement, examples, constraints, and the method's signature."""
+        record = self.record
+        parts = [record["description"].strip()]
+        parts += [f"Example {i}:\n{text.strip()}" for i, text in enumerate(record["examples"], start=1)]
+        if str(record.get("constraints") or "").strip():
+            parts.append(f"Constraints:\n{record['constraints'].strip()}")
+        parts.append(f"Starter code:\n```python\nclass Solution:\n    {self.method.signature}\n```")
+        return "\n\n".join(parts)
+
+
+def build_row(record: Mapping[str, Any]) -> DebugBenchRow:
+    """The gradeable row of a DebugBench record, or ExampleError naming why it cannot be graded."""
+    method, tests, examples = call_tests(record)
+    return DebugBenchRow(dict(record), method, tests, examples)
+
+
+def fenced(code: str) -> str:
+    return f"```python\n{code.strip()}\n```"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a file, with the skipped rows counted and the oracle cross-check
+
+REQUIRED_FIELDS = ("id", "slug", "bug_type", "level", "description", "examples", "oracle_code", "buggy_code")
+
+
+@dataclass
+class DebugBenchSet:
+    """The gradeable rows of a file and what was left out: ``skipped`` counts records per reason."""
+
+    rows: list[DebugBenchRow]
+    records: int
+    skipped: Counter[str] = field(default_factory=Counter)
+    oracle_checked: int = 0
+    unchecked: int = 0  # gradeable rows past a limit, never cross-checked
+
+    def notes(self) -> dict[str, Any]:
+        return {
+            "score_name": SCORE_NAME,
+            "score_note": SCORE_NOTE,
+            "records": self.records,
+            "gradeable": len(self.rows),
+            "skipped": dict(self.skipped.most_common()),
+            "oracle_checked": self.oracle_checked,
+            "not_checked_past_limit": self.unchecked,
+        }
+
+
+def _checked_record(record: Mapping[str, Any], source: str, label: str) -> Mapping[str, Any]:
+    from cipo.eval.benchmarks import BenchmarkFormatError
+
+    for name in REQUIRED_FIELDS:
+        if name not in record:
+            raise BenchmarkFormatError(
+                f"{source}, {label}: field {name!r} is missing (fields: {sorted(record)})"
+            )
+    for name in ("slug", "bug_type", "level", "description", "oracle_code", "buggy_code"):
+        if not isinstance(record[name], str) or not record[name].strip():
+            raise BenchmarkFormatError(f"{source}, {label}: field {name!r} must be a non-empty string")
+    return record
+
+
+def read_debugbench(path: str | Path) -> DebugBenchSet:
+    """Every record of a DebugBench file turned into a gradeable row, or counted under its skip reason. The
+    examples are not checked against the oracle here (see :func:`cross_check`)."""
+    from cipo.eval.benchmarks import BenchmarkFormatError, read_records
+
+    rows, skipped, seen, count = [], Counter(), {}, 0
+    for label, _, record in read_records(path):
+        count += 1
+        record = _checked_record(record, str(path), label)
+        if str(record["id"]) in seen:
+            raise BenchmarkFormatError(
+                f"{path}, {label}: duplicate id {record['id']!r} (first at {seen[record['id']]})"
+            )
+        seen[str(record["id"])] = label
+        try:
+            rows.append(build_row(record))
+        except ExampleError as error:
+            skipped[str(error)] += 1
+    return DebugBenchSet(rows, count, skipped)
+
+
+def grade(
+    rows: Sequence[DebugBenchRow], programs: Sequence[str], config: CodeRewardConfig | None = None
+) -> list[TestReport]:
+    """Run each program (plain code or a completion with a fenced block) against its row's tests, in the
+    sandbox, through the code reward's path."""
+    return evaluate_completions(list(programs), [row.tests for row in rows], config)
+
+
+def oracle_reports(rows: Sequence[DebugBenchRow], config: CodeRewardConfig | None = None) -> list[TestReport]:
+    return grade(rows, [fenced(row.record["oracle_code"]) for row in rows], config)
+
+
+def cross_check(data: DebugBenchSet, limit: int | None = None, chunk: int = 64) -> DebugBenchSet:
+    """The differential check: keep the rows whose examples the oracle reproduces on the same inputs (the
+    first ``limit`` of them), count the others as ``oracle_disagrees_with_examples``."""
+    kept: list[DebugBenchRow] = []
+    skipped = Counter(data.skipped)
+    checked = 0
+    pending = list(data.rows)
+    while pending and (limit is None or len(kept) < limit):
+        size = chunk if limit is None else max(limit - len(kept), 1)
+        batch, pending = pending[:size], pending[size:]
+        checked += len(batch)
+        for row, report in zip(batch, oracle_reports(batch), strict=True):
+            if report.passed:
+                kept.append(row)
+            else:
+                skipped["oracle_disagrees_with_examples"] += 1
+    unchecked = len(pending) + max(len(kept) - (limit or len(kept)), 0)
+    return DebugBenchSet(kept[:limit] if limit else kept, data.records, skipped, checked, unchecked)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation rows and training data
+
+TRAIN_MODES = ("fix", "solve")
+FIX_PROMPT = "This solution has a bug:\n\n{buggy}\n\nFind and fix it."
+
+
+def benchmark_rows(data: DebugBenchSet, instruction: str | None = None) -> list[dict[str, Any]]:
+    """Rows in :mod:`cipo.eval.benchmarks`'s shape; ``attempt`` is the buggy code, for ``--fix-attempts``."""
+    from cipo.eval.benchmarks import make_prompt
+
+    return [
+        {
+            "id": row.id,
+            "prompt": make_prompt(row.problem(), "code", instruction or FIX_INSTRUCTION),
+            "tests": row.tests,
+            "attempt": fenced(row.record["buggy_code"]),
+            "meta": dict(row.record),
+        }
+        for row in data.rows
+    ]
+
+
+def load_for_eval(path: str | Path, limit: int | None = None, instruction: str | None = None) -> Any:
+    """``cipo eval --benchmark debugbench``: cross-checked rows, with the skip counts as their ``notes``."""
+    from cipo.eval.benchmarks import LoadedRows
+
+    data = cross_check(read_debugbench(path), limit)
+    return LoadedRows(benchmark_rows(data, instruction), notes=data.notes())
+
+
+def training_rows(data: DebugBenchSet, mode: str = "fix") -> list[dict[str, Any]]:
+    """``cipo train`` rows: a conversational ``prompt`` and a ``tests`` column (JSON text) for the ``code``
+    reward. ``fix``: one row per instance, the prompt shows the buggy code; ``solve``: one row per problem."""
+    if mode not in TRAIN_MODES:
+        raise ValueError(f"mode must be one of {TRAIN_MODES}, got {mode!r}")
+    rows, slugs = [], set()
+    for row in data.rows:
+        if mode == "solve" and row.record["slug"] in slugs:
+            continue
+        slugs.add(row.record["slug"])
+        problem = row.problem()
+        if mode == "fix":
+            problem += "\n\n" + FIX_PROMPT.format(buggy=fenced(row.record["buggy_code"]))
+        rows.append(
+            {
+                "id": row.id,
+                "slug": row.record["slug"],
+                "bug_type": row.record["bug_type"],
+                "level": row.record["level"],
+                "prompt": [{"role": "user", "content": f"{problem}\n\n{FIX_INSTRUCTION}"}],
+                "tests": json.dumps(row.tests),
+            }
+        )
+    return rows
+
+
+def split_by_slug(
+    rows: Sequence[Mapping[str, Any]], held_out_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """(train, held out): every problem (``slug``) lands in exactly one of them."""
+    if not 0 < held_out_fraction < 1:
+        raise ValueError(f"held_out_fraction must be between 0 and 1, got {held_out_fraction}")
+    slugs = sorted({row["slug"] for row in rows})
+    random.Random(seed).shuffle(slugs)
+    held_out = set(slugs[: max(1, round(held_out_fraction * len(slugs)))])
+    return [r for r in rows if r["slug"] not in held_out], [r for r in rows if r["slug"] in held_out]
+
+
+def write_training_files(
+    path: str | Path,
+    output_dir: str | Path,
+    *,
+    mode: str = "fix",
+    held_out_fraction: float = 0.2,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Write ``train.jsonl`` and ``heldout.jsonl`` (cross-checked rows, split by slug); return their counts."""
+    data = cross_check(read_debugbench(path))
+    train, held_out = split_by_slug(training_rows(data, mode), held_out_fraction, seed)
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    for name, split in (("train.jsonl", train), ("heldout.jsonl", held_out)):
+        with (output / name).open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in split)
+    return {"train": len(train), "heldout": len(held_out), "output_dir": str(output), **data.notes()}
