@@ -305,7 +305,7 @@ def test_generic_loader_names_missing_mapped_column(tmp_path: Path) -> None:
 
 def test_every_spec_has_a_distinct_file_and_hub_id() -> None:
     specs = list(benchmarks.BENCHMARKS.values())
-    assert len({s.filename for s in specs}) == len(specs) == len({s.hub_id for s in specs}) == 8
+    assert len({s.filename for s in specs}) == len(specs) == len({s.hub_id for s in specs}) == 9
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(EXPECTED_ROWS) if get_spec(n).task == "math"])

@@ -21,15 +21,25 @@ plus the code under test) only ever runs in the sandbox.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
+import sys
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cipo.eval.leetcode_examples import Example, ExampleError, Method, call_tests
+from cipo.eval.leetcode_examples import (
+    Example,
+    ExampleError,
+    Method,
+    call_tests,
+    parse_example,
+    solution_methods,
+)
 from cipo.rewards.code import CodeRewardConfig, evaluate_completions
 from cipo.sandbox import TestReport
 
@@ -262,3 +272,113 @@ def write_training_files(
         with (output / name).open("w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in split)
     return {"train": len(train), "heldout": len(held_out), "output_dir": str(output), **data.notes()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sanity of the grader, and a naive grader to compare with
+
+
+def naive_tests(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a naive grader would run: the first method, keyword arguments, return values compared as parsed
+    (no ListNode/TreeNode, no in-place, no "any order"). ExampleError when the examples do not parse."""
+    methods = solution_methods(str(record.get("oracle_code") or ""))
+    if not methods:
+        raise ExampleError("no_method")
+    examples = [parse_example(text) for text in record.get("examples") or []]
+    if not examples:
+        raise ExampleError("no_examples")
+    cases = [{"args": [], "kwargs": e.arguments, "expected": e.expected} for e in examples]
+    return {"style": "call", "entry_point": f"Solution.{methods[0].name}", "cases": cases}
+
+
+def sample_rows(rows: Sequence[DebugBenchRow], size: int | None) -> list[DebugBenchRow]:
+    """Every ``len(rows) // size``-th row: a fixed sample that spreads over the bug types (the file is sorted
+    by them)."""
+    if size is None or size >= len(rows):
+        return list(rows)
+    step = len(rows) / size
+    return [rows[int(i * step)] for i in range(size)]
+
+
+def sanity(
+    path: str | Path, sample: int | None = None, config: CodeRewardConfig | None = None
+) -> dict[str, Any]:
+    """Grade the oracle and the buggy code of every gradeable row (or of a fixed sample), by examples only (no
+    cross-check, which would make the oracle pass by construction); the naive grader too."""
+    start = time.perf_counter()
+    data = read_debugbench(path)
+    rows = sample_rows(data.rows, sample)
+    oracle = oracle_reports(rows, config)
+    oracle_seconds = time.perf_counter() - start
+    buggy = grade(rows, [fenced(row.record["buggy_code"]) for row in rows], config)
+    buggy_seconds = time.perf_counter() - start - oracle_seconds
+    summary = {
+        "records": data.records,
+        "gradeable": len(data.rows),
+        "skipped": dict(data.skipped.most_common()),
+        "graded": len(rows),
+        "oracle_passed": sum(r.passed for r in oracle),
+        "buggy_passed": sum(r.passed for r in buggy),
+        "oracle_failures": [row.id for row, r in zip(rows, oracle, strict=True) if not r.passed],
+        "seconds": {"oracle": round(oracle_seconds, 1), "buggy": round(buggy_seconds, 1)},
+    }
+    summary["oracle_pass_rate"] = summary["oracle_passed"] / len(rows)
+    summary["buggy_pass_rate"] = summary["buggy_passed"] / len(rows)
+    return summary
+
+
+def naive_sanity(path: str | Path, config: CodeRewardConfig | None = None) -> dict[str, Any]:
+    """The naive grader on every record whose examples it can read: oracle and buggy pass rates."""
+    from cipo.eval.benchmarks import read_records
+
+    records, tests = [], []
+    for _, _, record in read_records(path):
+        try:
+            tests.append(naive_tests(record))
+        except ExampleError:
+            continue
+        records.append(record)
+    oracle = evaluate_completions([fenced(r["oracle_code"]) for r in records], tests, config)
+    buggy = evaluate_completions([fenced(r["buggy_code"]) for r in records], tests, config)
+    return {
+        "graded": len(records),
+        "oracle_pass_rate": sum(r.passed for r in oracle) / len(records),
+        "buggy_pass_rate": sum(r.passed for r in buggy) / len(records),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cipo.eval.debugbench",
+        description="DebugBench offline: check the grader on the oracle and buggy code, or export training data.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("sanity", help="Oracle and buggy pass rates of the example grader.")
+    check.add_argument("--data", required=True, help="debugbench_python3.jsonl")
+    check.add_argument("--sample", type=int, help="Grade a fixed sample of this many gradeable rows.")
+    check.add_argument("--naive", action="store_true", help="Also run the naive grader, for comparison.")
+    export = commands.add_parser("export", help="Write train.jsonl and heldout.jsonl for `cipo train`.")
+    export.add_argument("--data", required=True, help="debugbench_python3.jsonl")
+    export.add_argument("--output", required=True, help="Folder for train.jsonl and heldout.jsonl.")
+    export.add_argument(
+        "--mode", choices=TRAIN_MODES, default="fix", help="fix: show the buggy code; solve: not."
+    )
+    export.add_argument("--held-out", type=float, default=0.2, help="Share of the problems (slugs) held out.")
+    export.add_argument("--seed", type=int, default=0, help="Seed of the split.")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.command == "sanity":
+        summary = sanity(args.data, args.sample)
+        if args.naive:
+            start = time.perf_counter()
+            summary["naive"] = naive_sanity(args.data)
+            summary["seconds"]["naive"] = round(time.perf_counter() - start, 1)
+    else:
+        summary = write_training_files(
+            args.data, args.output, mode=args.mode, held_out_fraction=args.held_out, seed=args.seed
+        )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -62,8 +62,11 @@ def split_arguments(text: str) -> list[tuple[str, str]]:
     parts, start, depth, quote, escaped = [], 0, 0, "", False
     for index, char in enumerate(text):
         if quote:
-            escaped = char == "\\" and not escaped
-            if char == quote and not escaped:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
                 quote = ""
             continue
         if char in "\"'":
@@ -208,7 +211,7 @@ def select_method(methods: Sequence[Method], names: Sequence[str]) -> tuple[Meth
     return method, list(zip(names, method.parameters, strict=False))
 
 
-_TYPING_NAMES = {"List", "Optional", "Dict", "Tuple", "Set", "Deque", "Union", "Any"}
+_TYPING_NAMES = {"List", "Optional", "Dict", "Tuple", "Set", "Deque", "Union", "Any", "None"}
 
 
 def node_kind(annotation: str | None) -> str | None:
