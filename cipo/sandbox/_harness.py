@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import ctypes
 import json
 import linecache
 import operator
@@ -27,7 +28,9 @@ import os
 import sys
 import traceback
 import types
+import warnings
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -64,7 +67,16 @@ _pristine: dict[str, Any] = {
     "builtins": dict(builtins.__dict__),
     "modules": {},
     "meta_path": list(sys.meta_path),
+    "namespaces": [builtins.__dict__],  # builtins first, then each snapshotted module's __dict__
+    "contents": [dict(builtins.__dict__)],  # what each of them held
+    "versions": None,  # readers of their version tags (see _version_readers), or None
+    "tags": [],  # the tags they had when snapshotted
 }
+# CPython's dict struct: ob_refcnt, ob_type, ma_used, then ma_version_tag (PEP 509).
+_DICT_USED_OFFSET = 2 * ctypes.sizeof(ctypes.c_ssize_t)
+_DICT_VERSION_OFFSET = 3 * ctypes.sizeof(ctypes.c_ssize_t)
+# Test code compiled ahead of time (see CodeCache); at most this many characters of source are kept.
+CODE_CACHE_CHARS = 16 << 20
 
 
 class UntrustedValue(AssertionError):
@@ -84,27 +96,85 @@ def snapshot_environment() -> None:
     """Remember builtins and the contents of every module loaded so far; called once, before any program runs."""
     _pristine["builtins"] = dict(builtins.__dict__)
     _pristine["meta_path"] = list(sys.meta_path)
-    _pristine["modules"] = {
-        name: (module, dict(module.__dict__))
+    modules = {
+        name: module
         for name, module in list(sys.modules.items())
         if isinstance(module, types.ModuleType)
         and type(module.__dict__) is dict
         and name not in ("sys", "builtins", "__main__")
     }
+    _pristine["modules"] = modules
+    # sys.modules last: restored like the namespaces, and only when it changed.
+    namespaces = [builtins.__dict__, *(module.__dict__ for module in modules.values()), sys.modules]
+    _pristine["namespaces"] = namespaces
+    _pristine["contents"] = [dict(namespace) for namespace in namespaces]
+    _pristine["contents"][-1] = modules  # sys.modules gets its snapshotted entries back, keeps the others
+    _pristine["versions"] = _version_readers(namespaces)
+    _pristine["tags"] = _read_tags(_pristine["versions"])
+
+
+def _version_readers(dicts: list[dict[str, Any]]) -> list[Any] | None:
+    """A reader of each dict's version tag, or None where this interpreter does not keep one as CPython 3.11
+    does (checked on a scratch dict). CPython gives a dict a new, never reused tag on every change (PEP 509),
+    so an unchanged tag proves the dict was left alone without reading (or touching) anything in it."""
+
+    def reader(mapping: dict[str, Any]) -> Any:
+        return ctypes.c_uint64.from_address(id(mapping) + _DICT_VERSION_OFFSET)
+
+    probe: dict[str, int] = {}
+    if sys.implementation.name != "cpython" or ctypes.sizeof(ctypes.c_ssize_t) != 8:
+        return None
+    tags = [reader(probe).value]
+    for change in (lambda: probe.update(a=1), lambda: probe.update(a=2), probe.clear):
+        change()
+        tags.append(reader(probe).value)
+    probe.update(a=1, b=2)
+    used = ctypes.c_ssize_t.from_address(id(probe) + _DICT_USED_OFFSET).value
+    if used != 2 or len(set(tags)) != len(tags) or reader(probe).value == tags[-1]:
+        return None
+    return [reader(mapping) for mapping in dicts]
+
+
+def _read_tags(readers: list[Any] | None) -> list[int]:
+    return [reader.value for reader in readers] if readers is not None else []
+
+
+def settle_environment() -> None:
+    """In the supervisor, between runs: a namespace that changed but holds its snapshotted names again (the
+    ``warnings`` module after ``catch_warnings``, say) counts as unchanged, so that no child restores it."""
+    readers, tags = _pristine["versions"], _pristine["tags"]
+    current = _read_tags(readers)
+    if readers is None or current == tags:
+        return
+    for index, namespace in enumerate(_pristine["namespaces"][:-1]):
+        if current[index] != tags[index] and namespace == _pristine["contents"][index]:
+            tags[index] = current[index]
 
 
 def restore_environment() -> None:
-    """Undo what the program did to builtins and the snapshotted modules (``math.isclose = ...``) before the
-    tests run."""
-    real_builtins = builtins.__dict__
-    for name in [name for name in real_builtins if name not in _pristine["builtins"]]:
-        del real_builtins[name]
-    real_builtins.update(_pristine["builtins"])
-    for name, (module, contents) in _pristine["modules"].items():
-        sys.modules[name] = module
-        namespace = module.__dict__
-        namespace.clear()
-        namespace.update(contents)
+    """Undo what the program did to builtins, the snapshotted modules (``math.isclose = ...``) and their entries
+    in ``sys.modules`` before the tests run.
+
+    Runs before every test and in a forked child, where touching a module's names (even to compare them) costs a
+    copy of the memory page they live on: a namespace whose version tag did not change since the snapshot is left
+    alone; the others are emptied and refilled.
+    """
+    namespaces, contents, tags = _pristine["namespaces"], _pristine["contents"], _pristine["tags"]
+    if sys.modules is not namespaces[-1]:  # sys.modules rebound: give the new one the entries too
+        sys.modules.update(_pristine["modules"])
+    readers = _pristine["versions"]
+    current = _read_tags(readers)
+    if readers is not None and current == tags:
+        sys.meta_path[:] = _pristine["meta_path"]
+        return
+    last = len(namespaces) - 1
+    for index, namespace in enumerate(namespaces):
+        if readers is None or current[index] != tags[index]:
+            if index != last:  # sys.modules keeps the modules imported since
+                namespace.clear()
+            namespace.update(contents[index])
+            if readers is not None:
+                tags[index] = readers[index].value
     sys.meta_path[:] = _pristine["meta_path"]
 
 
@@ -332,6 +402,64 @@ def compile_test(source: str, filename: str = TEST_FILE) -> Any:
     return compile(ast.fix_missing_locations(tree), filename, "exec")
 
 
+def _compile_plain(source: str, filename: str) -> Any:
+    return compile(source, filename, "exec")
+
+
+class CodeCache:
+    """Compiled test code (the prelude, the setup and each test of an assert job), by source.
+
+    The supervisor fills it *before* forking a run (:func:`precompile`): test code comes from the host, never
+    from the program, and compiling it executes nothing. Every forked child then inherits the code objects, so
+    the guarded AST rewrite of a problem's tests happens once per supervisor, not once per run. A compile error
+    is kept too, and raised in the child where compiling would have raised it.
+    """
+
+    def __init__(self, max_chars: int = CODE_CACHE_CHARS) -> None:
+        self._entries: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
+        self._chars = 0
+        self.max_chars = max_chars
+
+    def code(self, source: str, filename: str, guarded: bool) -> Any:
+        """The code object (or raise the compile error) of ``source``, compiled now if it is not cached."""
+        found = self._lookup(source, filename, guarded)
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+    def _lookup(self, source: str, filename: str, guarded: bool) -> Any:
+        key = (source, filename, guarded)
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            return found
+        compile_code: Callable[[str, str], Any] = compile_test if guarded else _compile_plain
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escapes in test code and the like
+                found = compile_code(source, filename)
+        except Exception as error:  # SyntaxError, RecursionError, ValueError (null bytes)...
+            found = error.with_traceback(None)
+        self._entries[key] = found
+        self._chars += len(source)
+        while self._chars > self.max_chars and len(self._entries) > 1:
+            (old_source, _, _), _ = self._entries.popitem(last=False)
+            self._chars -= len(old_source)
+        return found
+
+
+def precompile(job: dict[str, Any], cache: CodeCache) -> None:
+    """Compile the trusted test code of ``job`` into ``cache`` (in the supervisor, before the fork)."""
+    if job.get("mode") != "assert":
+        return
+    if job.get("prelude"):
+        cache._lookup(job["prelude"], "<prelude>", False)
+    if job.get("setup"):
+        cache._lookup(job["setup"], "<test setup>", True)
+    for index, source in enumerate(job.get("units") or ()):
+        cache._lookup(source, f"test_{index}.py", True)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Running the program
 # ---------------------------------------------------------------------------------------------------------------
@@ -378,13 +506,15 @@ def load_program(source: str, module_name: str) -> dict[str, Any]:
     return namespace
 
 
-def build_test_namespace(program: dict[str, Any], prelude: str, entry_point: str | None) -> dict[str, Any]:
+def build_test_namespace(
+    program: dict[str, Any], prelude: str, entry_point: str | None, cache: CodeCache | None = None
+) -> dict[str, Any]:
     """Pristine builtins, the program's names, then the prelude's (the prompt's helpers win over redefinitions)."""
     namespace: dict[str, Any] = {"__name__": "__tests__", "__builtins__": dict(_pristine["builtins"])}
     namespace.update((k, v) for k, v in program.items() if not (k.startswith("__") and k.endswith("__")))
     if prelude:
         try:
-            exec(compile(prelude, "<prelude>", "exec"), namespace)
+            exec((cache or CodeCache()).code(prelude, "<prelude>", False), namespace)
         except BaseException as error:
             raise ProgramError(f"the prelude failed in the test namespace: {describe_error(error)}") from None
     if entry_point and entry_point in program:
@@ -393,19 +523,20 @@ def build_test_namespace(program: dict[str, Any], prelude: str, entry_point: str
     return namespace
 
 
-def run_assert_tests(job: dict[str, Any], channel: Channel) -> None:
+def run_assert_tests(job: dict[str, Any], channel: Channel, cache: CodeCache | None = None) -> None:
     secret = job["secret"]
+    cache = cache or CodeCache()
     try:
         program = load_program(job["program"], "solution")
         restore_environment()
         entry_point = job.get("entry_point")
         if entry_point and entry_point not in program:
             raise ProgramError(f"NameError: {entry_point!r} is not defined by the program")
-        namespace = build_test_namespace(program, job.get("prelude") or "", entry_point)
+        namespace = build_test_namespace(program, job.get("prelude") or "", entry_point, cache)
         for name, value_name in (job.get("bind") or {}).items():
             namespace[name] = program[value_name]
         if job.get("setup"):
-            exec(compile_test(job["setup"], "<test setup>"), namespace)
+            exec(cache.code(job["setup"], "<test setup>", True), namespace)
     except ProgramError as error:
         channel.send({"s": secret, "program_error": str(error)})
         return
@@ -416,7 +547,7 @@ def run_assert_tests(job: dict[str, Any], channel: Channel) -> None:
         _last_false_comparison.clear()
         restore_environment()  # again: the program may have patched things while an earlier test called it
         try:
-            exec(compile_test(source, f"test_{index}.py"), namespace)
+            exec(cache.code(source, f"test_{index}.py", True), namespace)
         except BaseException as error:
             channel.send({"s": secret, "i": index, "ok": False, "error": describe_error(error)})
         else:
@@ -474,14 +605,15 @@ def run_script(program: str) -> int:
     return 0
 
 
-def run(job: dict[str, Any]) -> int:
-    """Entry point in the child: run one job, return the exit code the child should end with."""
+def run(job: dict[str, Any], cache: CodeCache | None = None) -> int:
+    """Entry point in the child: run one job, return the exit code the child should end with. ``cache``: the
+    supervisor's compiled test code (see :func:`precompile`)."""
     mode = job["mode"]
     if mode == "script":
         return run_script(job["program"])
     channel = Channel()
     if mode == "assert":
-        run_assert_tests(job, channel)
+        run_assert_tests(job, channel, cache)
     elif mode == "call":
         run_call_tests(job, channel)
     else:

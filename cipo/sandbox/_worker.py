@@ -332,8 +332,23 @@ def _remove(path: str) -> None:
         pass
 
 
+def _read_channel(fd: int, limit: int) -> tuple[str, bool]:
+    """What the run wrote to its report channel (at most ``limit`` bytes), and whether it wrote more."""
+    try:
+        size = os.fstat(fd).st_size
+        data = bytearray()
+        while len(data) < min(size, limit):
+            chunk = os.pread(fd, min(size, limit) - len(data), len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    return bytes(data).decode("utf-8", "replace"), size > limit
+
+
 class _Capture:
-    """Reads the child's stdout, stderr and report channel, with a cap on how much is kept."""
+    """Reads the child's stdout and stderr, with a cap on how much is kept."""
 
     def __init__(self, fds: dict[str, int], output_limit: int) -> None:
         self.names = {fd: name for name, fd in fds.items()}
@@ -353,8 +368,7 @@ class _Capture:
                 del self.names[fd]
                 continue
             self.data[self.names[fd]] += chunk
-        printed = len(self.data["stdout"]) + len(self.data["stderr"])
-        if printed > self.output_limit or len(self.data["channel"]) > self.output_limit:
+        if len(self.data["stdout"]) + len(self.data["stderr"]) > self.output_limit:
             self.exceeded = True
 
     def drain(self, deadline: float) -> None:
@@ -383,6 +397,10 @@ class Supervisor:
         self.bound_parents = {str(parent) for path in self.bound for parent in pathlib.PurePath(path).parents}
         self.runs = 0
         self.work_root = settings["work_root"]
+        self.code_cache = _harness.CodeCache()
+        # The children's environment, set up once: each child only adds HOME and TMPDIR.
+        os.environ.clear()
+        os.environ.update(PATH=CHILD_PATH, LANG="C.UTF-8")
         # Orphans of the job come back to us, so we can see (and kill) every process a job started.
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         # Nobody without CAP_SYS_PTRACE may ptrace us or open /proc/<our pid>/mem; the children inherit this.
@@ -420,14 +438,17 @@ class Supervisor:
 
     def run_job(self, job: dict[str, Any]) -> dict[str, Any]:
         limits = job["limits"]
+        self._prepare(job)
         workdir = self._new_workdir()
         stdin_fd = self._stdin_fd(job.get("stdin") or "")
-        pipes = {name: os.pipe() for name in ("stdout", "stderr", "channel")}
+        # The report channel is a file, read once the run is over: a pipe would wake us up for every test.
+        channel_fd = os.memfd_create("channel", 0)
+        pipes = {name: os.pipe() for name in ("stdout", "stderr")}
         nproc = self._process_limit(limits["processes"])
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            self._child(job, workdir, stdin_fd, [write for _, write in pipes.values()], nproc)
+            self._child(job, workdir, stdin_fd, [*(write for _, write in pipes.values()), channel_fd], nproc)
         for fd in (stdin_fd, *(write for _, write in pipes.values())):
             os.close(fd)
         capture = _Capture({name: read for name, (read, _) in pipes.items()}, limits["output_bytes"])
@@ -435,17 +456,25 @@ class Supervisor:
         duration = time.monotonic() - started
         clean = self._kill_everything()
         capture.drain(time.monotonic() + 1.0)
+        channel, channel_exceeded = _read_channel(channel_fd, limits["output_bytes"])
         clean = self._remove_files(workdir) and clean
         return {
             "exit_code": os.waitstatus_to_exitcode(status),
-            "timed_out": timed_out,
-            "output_limit": capture.exceeded,
+            "timed_out": timed_out and not channel_exceeded,
+            "output_limit": capture.exceeded or channel_exceeded,
             "stdout": capture.text("stdout"),
             "stderr": capture.text("stderr"),
-            "channel": capture.text("channel"),
+            "channel": channel,
             "duration_s": duration,
             "recycle": not clean,
         }
+
+    def _prepare(self, job: dict[str, Any]) -> None:
+        """Compile the job's test code here, once per supervisor, so that every child inherits it; then freeze
+        what that allocated (the children's garbage collector leaves it alone, no page copied for it)."""
+        _harness.precompile(job, self.code_cache)
+        _harness.settle_environment()
+        gc.freeze()
 
     def _new_workdir(self) -> str:
         self.runs += 1
@@ -552,8 +581,11 @@ class Supervisor:
 
     def _remove_files(self, workdir: str) -> bool:
         """Delete everything the job wrote; True if nothing is left."""
-        if not self.own_pid_namespace:
+        try:
+            os.rmdir(workdir)  # the usual case: the run left its directory empty
+        except OSError:
             _remove(workdir)
+        if not self.own_pid_namespace:
             return not os.path.exists(workdir)
         clean = True
         for directory in ("/tmp", "/dev/shm"):
@@ -562,13 +594,18 @@ class Supervisor:
 
     def _wipe(self, directory: str) -> bool:
         """Empty ``directory``, except for bound paths and their parents; True if nothing else is left."""
+        touched = False
         for entry in os.listdir(directory):
             path = os.path.join(directory, entry)
             if path in self.bound_parents:
                 os.chmod(path, 0o755)  # the program may have locked it
                 self._wipe(path)
+                touched = True
             elif path not in self.bound:
                 _remove(path)
+                touched = True
+        if not touched:
+            return True
         left = (os.path.join(directory, entry) for entry in os.listdir(directory))
         return all(path in self.bound or path in self.bound_parents for path in left)
 
@@ -583,11 +620,10 @@ class Supervisor:
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             _install_fds([stdin_fd, *outputs])
             os.chdir(workdir)
-            os.environ.clear()
-            os.environ.update(HOME=workdir, TMPDIR=workdir, PATH=CHILD_PATH, LANG="C.UTF-8")
+            os.environ.update(HOME=workdir, TMPDIR=workdir)
             self._drop_privileges()
             _apply_limits(job["limits"], nproc)
-            code = _harness.run(job)
+            code = _harness.run(job, self.code_cache)
         except BaseException:
             traceback.print_exc()
         finally:

@@ -3,12 +3,16 @@
 Each worker is one sandbox (one bubblewrap instance at the ``bwrap`` level) holding a warm Python supervisor
 (``_worker.py``) that forks a fresh child per run. The host side here sends jobs, enforces a second, outer
 deadline (a supervisor that stops answering is killed with its whole sandbox), restarts dead workers and
-spreads a batch over the workers with one thread each.
+spreads a batch over the workers with one thread each. Each thread keeps the next job waiting in its
+supervisor's pipe (``PIPELINE_DEPTH``), so a supervisor goes from one run to the next without waiting for the
+host.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
+import functools
 import logging
 import os
 import queue
@@ -19,7 +23,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 # Beyond the run's own timeout: the supervisor's kill grace period, clean-up and the reply.
 HOST_DEADLINE_MARGIN_S = 15.0
+# Jobs sent to a supervisor before its previous answers came back: the one it runs and the next.
+PIPELINE_DEPTH = 2
+PIPE_SIZE = 1 << 20  # asked for the pipe to a supervisor (Linux caps it at /proc/sys/fs/pipe-max-size)
 WORKER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
@@ -95,6 +103,7 @@ class _Worker:
         self._stderr: Any = None
         self._work_root: str | None = None
         self._decoder = _protocol.FrameDecoder()
+        self.pipe_capacity = 0  # bytes the pipe to the supervisor holds without blocking the writer
 
     @property
     def alive(self) -> bool:
@@ -121,6 +130,7 @@ class _Worker:
             cwd="/",
             start_new_session=True,
         ).result()
+        self.pipe_capacity = _enlarge_pipe(self._process.stdin.fileno())
         try:
             ready = self._receive(time.monotonic() + self.config.startup_timeout_s)
         except _WorkerFailure as failure:
@@ -132,13 +142,29 @@ class _Worker:
 
     def execute(self, job: dict[str, Any], deadline: float) -> dict[str, Any]:
         """Send one job, wait for its result; raise _WorkerFailure (after killing the worker) if none comes."""
-        assert self._process is not None and self._process.stdin is not None
         try:
-            _protocol.write_message(self._process.stdin.fileno(), job)
-            return self._receive(deadline)
-        except (OSError, _WorkerFailure) as failure:
+            self.send(_protocol.encode_message(job))
+            return self.receive(deadline)
+        except _WorkerFailure:
             self.kill()
-            raise _WorkerFailure(str(failure)) from None
+            raise
+
+    def send(self, data: bytes) -> None:
+        """Write one encoded job; _WorkerFailure if the supervisor is gone."""
+        assert self._process is not None and self._process.stdin is not None
+        fd = self._process.stdin.fileno()
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError as error:
+            raise _WorkerFailure(f"the supervisor does not take jobs: {error}") from None
+
+    def receive(self, deadline: float) -> dict[str, Any]:
+        """The next answer; _WorkerFailure if none comes before ``deadline``."""
+        try:
+            return self._receive(deadline)
+        except OSError as error:
+            raise _WorkerFailure(str(error)) from None
 
     def _receive(self, deadline: float) -> dict[str, Any]:
         assert self._process is not None and self._process.stdout is not None
@@ -275,50 +301,104 @@ class Sandbox:
 
     def run(self, request: ExecutionRequest) -> ExecutionResult:
         """Run one program; never raises for anything the program does (see ``ExecutionResult``)."""
-        self._check_usable()
-        job = self._job(request)
-        if self.config.fresh_sandbox_per_run:
-            worker = _Worker(self.level, self.config, self._spawner)
-            try:
-                return self._run_on(worker, job)
-            finally:
-                worker.stop()
-        worker = self._idle.get()
-        try:
-            return self._run_on(worker, job)
-        finally:
-            self._idle.put(worker)
+        return self.run_many([request])[0]
 
     def run_many(self, requests: Sequence[ExecutionRequest]) -> list[ExecutionResult]:
         """Run a batch in parallel over the workers; results in the order of ``requests``."""
         self._check_usable()
-        if len(requests) <= 1:
-            return [self.run(request) for request in requests]
-        return list(self._executor.map(self.run, requests))
+        batch = _Batch([self._job(request) for request in requests])
+        serve = self._serve_fresh if self.config.fresh_sandbox_per_run else self._serve
+        threads = min(self.config.worker_count, len(batch.jobs))
+        if threads <= 1:
+            if batch.jobs:
+                serve(batch)
+        else:
+            for future in [self._executor.submit(serve, batch) for _ in range(threads)]:
+                future.result()
+        return batch.finished()
 
-    def _run_on(self, worker: _Worker, job: dict[str, Any]) -> ExecutionResult:
-        """Run the job, on a fresh supervisor a second time if the first one failed (not the program).
+    def _serve(self, batch: _Batch) -> None:
+        worker = self._idle.get()
+        try:
+            self._feed(worker, batch, batch.take)
+        finally:
+            self._idle.put(worker)
 
-        A supervisor fails when the program kills it (possible where they share a uid) or, rarely, when the
-        machine is too loaded to start one in time; a second try keeps such accidents out of the rewards.
-        """
-        failure = ""
-        for attempt in (1, 2):
-            deadline = time.monotonic() + job["limits"]["timeout_s"] + HOST_DEADLINE_MARGIN_S
+    def _serve_fresh(self, batch: _Batch) -> None:
+        """The naive approach: a new sandbox for every job."""
+        while (index := batch.take()) is not None:
+            worker = _Worker(self.level, self.config, self._spawner)
             try:
-                if not worker.alive:
-                    worker.start()
-                reply = worker.execute(job, deadline)
-            except (SandboxError, _WorkerFailure) as error:
-                failure = f"the sandbox supervisor failed: {error}"
-            else:
-                if reply.get("recycle"):
-                    worker.stop()
-                if "error" not in reply:
-                    return _result(reply)
-                failure = str(reply["error"])
-            logger.log(logging.INFO if attempt == 1 else logging.WARNING, "cipo.sandbox: %s", failure)
-        return ExecutionResult(exit_code=None, sandbox_error=failure)
+                self._feed(worker, batch, functools.partial(next, iter([index]), None))
+            finally:
+                worker.stop()
+
+    def _feed(self, worker: _Worker, batch: _Batch, take: Callable[[], int | None]) -> None:
+        """Run the jobs that ``take`` hands out on ``worker`` until it hands out None.
+
+        Up to PIPELINE_DEPTH jobs wait in the supervisor's pipe; its answers come back in order, so the oldest
+        job sent is the one it runs, and the deadline counts from the answer before. A job whose supervisor
+        fails (the program killed it, or, rarely, the machine was too loaded to start one in time) runs a
+        second time on a fresh supervisor, which keeps such accidents out of the rewards; the jobs queued behind
+        it are sent again without counting.
+        """
+        waiting: deque[int] = deque()  # taken, to send (again) before taking more
+        in_flight: deque[int] = deque()
+        started = 0.0  # when the supervisor began the oldest job in flight
+        while True:
+            while len(in_flight) < PIPELINE_DEPTH:
+                index = waiting.popleft() if waiting else take()
+                if index is None:
+                    break
+                data = batch.encoded(index)
+                if in_flight and len(data) > worker.pipe_capacity:
+                    waiting.appendleft(index)  # writing it could block: send it once the supervisor is idle
+                    break
+                try:
+                    if not worker.alive:
+                        worker.start()
+                    worker.send(data)
+                except (SandboxError, _WorkerFailure) as error:
+                    if in_flight:  # the supervisor died running the oldest job; its answer will say so
+                        waiting.appendleft(index)
+                        break
+                    worker.kill()
+                    if self._failed(batch, index, f"the sandbox supervisor failed: {error}"):
+                        waiting.appendleft(index)
+                    continue
+                if not in_flight:
+                    started = time.monotonic()
+                in_flight.append(index)
+            if not in_flight:
+                return
+            index = in_flight.popleft()
+            deadline = started + batch.jobs[index]["limits"]["timeout_s"] + HOST_DEADLINE_MARGIN_S
+            try:
+                reply = worker.receive(deadline)
+            except _WorkerFailure as error:
+                worker.kill()
+                reply = {"error": f"the sandbox supervisor failed: {error}"}
+            started = time.monotonic()
+            if reply.get("recycle"):
+                worker.stop()  # it exits after this answer: what it had queued goes to its successor
+            if not worker.alive:
+                waiting.extendleft(reversed(in_flight))
+                in_flight.clear()
+            if "error" not in reply:
+                batch.results[index] = _result(reply)
+            elif self._failed(batch, index, str(reply["error"])):
+                waiting.appendleft(index)
+
+    @staticmethod
+    def _failed(batch: _Batch, index: int, failure: str) -> bool:
+        """Count a failed attempt at job ``index``; True if it gets another one."""
+        batch.attempts[index] += 1
+        attempt = batch.attempts[index]
+        logger.log(logging.INFO if attempt == 1 else logging.WARNING, "cipo.sandbox: %s", failure)
+        if attempt < 2:
+            return True
+        batch.results[index] = ExecutionResult(exit_code=None, sandbox_error=failure)
+        return False
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -342,6 +422,43 @@ class Sandbox:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _Batch:
+    """The jobs of one ``run_many`` call, handed out to the threads that feed the workers."""
+
+    def __init__(self, jobs: list[dict[str, Any]]) -> None:
+        self.jobs = jobs
+        self.results: list[ExecutionResult | None] = [None] * len(jobs)
+        self.attempts = [0] * len(jobs)
+        self._encoded: dict[int, bytes] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            if self._next == len(self.jobs):
+                return None
+            self._next += 1
+            return self._next - 1
+
+    def encoded(self, index: int) -> bytes:
+        if index not in self._encoded:
+            self._encoded[index] = _protocol.encode_message(self.jobs[index])
+        return self._encoded[index]
+
+    def finished(self) -> list[ExecutionResult]:
+        assert all(result is not None for result in self.results)
+        return [result for result in self.results if result is not None]
+
+
+def _enlarge_pipe(fd: int) -> int:
+    """Ask for a PIPE_SIZE pipe; return the size it has."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # over the system's limits: keep the default
+    return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
 
 
 def _remove_tree(path: str) -> None:
