@@ -1,120 +1,256 @@
-"""Sandboxed executions per second: the pre-started pool against the naive one-sandbox-per-run approach.
+"""Sandboxed programs per second: the pool against a bare interpreter per program, measured in the same run.
 
-Both approaches run the same programs with the same isolation level, limits and concurrency (one run per
-worker at a time). The pool forks a warm, pre-started interpreter inside a long-lived sandbox for every run; the
-naive approach starts a new sandbox and a new interpreter for every run. A third row, for reference only, starts
-a bare ``python`` per run with no isolation at all.
+The workload is HumanEval's canonical solutions with their tests (``--workload mbpp``: MBPP's; tiny synthetic
+programs when the shared benchmark folder is absent). Two ways to run the same programs, two at a time
+(``--workers``):
 
-The workload is MBPP's canonical solutions with their assert tests (from the shared benchmark folder), or tiny
-synthetic programs when the folder is absent. Usage::
+* pool: ``Sandbox.run_many`` at each isolation level, every program in a fresh child of a warm, pre-started
+  supervisor, with every limit and the cleanup after each run;
+* bare: a fresh, unsandboxed ``python -I -c program+tests`` process per program (no isolation at all): what a
+  program costs when each one gets its own interpreter.
 
-    python benchmarks/sandbox_throughput.py [--runs 400] [--naive-runs 60] [--levels bwrap namespaces rlimits]
+The two alternate for ``--rounds`` rounds and the ratio divides their totals, so that a machine whose load
+changes during the run (a shared one) slows both alike. Every run must pass: the pool's results are graded
+(``cipo.sandbox.testing``) after the clock stops, and a bare run must exit 0. ``--naive-runs N`` adds the naive
+sandbox (a new sandbox and interpreter per run, ``fresh_sandbox_per_run``); ``--profile`` adds where the CPU
+time went, per program, read from /proc. Usage::
+
+    python benchmarks/sandbox_throughput.py [--workload humaneval] [--runs 1000] [--rounds 3]
+        [--levels bwrap namespaces rlimits] [--naive-runs 0] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from cipo.rewards.code import parse_tests, tests_from_mbpp
-from cipo.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, TestSuite, run_test_batch
+from cipo.rewards.code import parse_tests, tests_from_humaneval, tests_from_mbpp
+from cipo.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, TestSuite
 from cipo.sandbox.isolation import IsolationLevel, unavailable_reason
+from cipo.sandbox.testing import _plan
 
 SHARED_BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 SYNTHETIC = ("def add(a, b):\n    return a + b\n", ["assert add(1, 2) == 3", "assert add(2, 2) == 4"])
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def workload(distinct: int, count: int) -> list[tuple[str, TestSuite]]:
-    """``count`` runs cycling over the same ``distinct`` problems (both approaches get the same mix)."""
-    mbpp_file = SHARED_BENCHMARKS / "mbpp_sanitized.json"
-    if mbpp_file.is_file():
-        rows = json.loads(mbpp_file.read_text())[:distinct]
-        items = [(row["code"], parse_tests(tests_from_mbpp(row))) for row in rows]
-    else:
-        items = [(SYNTHETIC[0], parse_tests(SYNTHETIC[1]))]
-    return [items[i % len(items)] for i in range(count)]
+@dataclass(frozen=True)
+class Program:
+    """One workload item: for the pool (program and suite) and for the bare interpreter (one script)."""
+
+    program: str
+    suite: TestSuite
+    script: str
 
 
-def measure(
-    level: str, workers: int, naive: bool, items: list[tuple[str, TestSuite]]
-) -> tuple[str, float, float]:
-    """(level in use, start-up seconds, executions per second) for one approach; every run must pass."""
-    started = time.monotonic()
-    config = SandboxConfig(isolation=level, workers=workers, timeout_s=60, fresh_sandbox_per_run=naive)
-    with Sandbox(config) as sandbox:
-        startup = time.monotonic() - started
-        started = time.monotonic()
-        reports = run_test_batch(items, sandbox)
-        elapsed = time.monotonic() - started
+def load_workload(name: str) -> tuple[str, list[Program]]:
+    if name == "humaneval" and (SHARED_BENCHMARKS / "HumanEval.jsonl.gz").is_file():
+        with gzip.open(SHARED_BENCHMARKS / "HumanEval.jsonl.gz", "rt") as handle:
+            rows = [json.loads(line) for line in handle]
+        programs = [
+            Program(
+                row["canonical_solution"],
+                parse_tests(tests_from_humaneval(row)),
+                f"{row['prompt']}{row['canonical_solution']}\n{row['test']}\ncheck({row['entry_point']})\n",
+            )
+            for row in rows
+        ]
+        return "HumanEval canonical solutions", programs
+    if name == "mbpp" and (SHARED_BENCHMARKS / "mbpp_sanitized.json").is_file():
+        rows = json.loads((SHARED_BENCHMARKS / "mbpp_sanitized.json").read_text())
+        programs = [
+            Program(
+                row["code"],
+                parse_tests(tests_from_mbpp(row)),
+                "\n".join([*(row.get("test_imports") or []), row["code"], *row["test_list"]]) + "\n",
+            )
+            for row in rows
+        ]
+        return "MBPP canonical solutions", programs
+    program, tests = SYNTHETIC
+    return "synthetic (shared benchmark folder absent)", [
+        Program(program, parse_tests(tests), program + "\n".join(tests) + "\n")
+    ]
+
+
+def cycle(programs: list[Program], count: int) -> list[Program]:
+    return [programs[i % len(programs)] for i in range(count)]
+
+
+@dataclass
+class Tally:
+    runs: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.runs / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds and minor page faults, summed over rounds: the host (this process), the supervisors
+    themselves, and the run children they forked (reaped, hence counted in the supervisors' children fields)."""
+
+    host_s: float = 0.0
+    supervisor_s: float = 0.0
+    supervisor_faults: int = 0
+    children_s: float = 0.0
+    children_faults: int = 0
+    supervisors: list[int] = field(default_factory=list)
+
+    def snapshot(self) -> list[float]:
+        totals = [0.0] * 4
+        for pid in self.supervisors:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            minflt, cminflt, utime, stime, cutime, cstime = (int(fields[i]) for i in (7, 8, 11, 12, 13, 14))
+            totals[0] += (utime + stime) / CLOCK_TICKS
+            totals[1] += minflt
+            totals[2] += (cutime + cstime) / CLOCK_TICKS
+            totals[3] += cminflt
+        host = os.times()
+        return [host.user + host.system, *totals]
+
+    def add(self, before: list[float], after: list[float]) -> None:
+        deltas = [b - a for a, b in zip(before, after, strict=True)]
+        self.host_s += deltas[0]
+        self.supervisor_s += deltas[1]
+        self.supervisor_faults += int(deltas[2])
+        self.children_s += deltas[3]
+        self.children_faults += int(deltas[4])
+
+
+def supervisor_pids() -> list[int]:
+    """The in-sandbox supervisors among this process's descendants (the python processes running _worker.py)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command and b"bwrap" not in command[0] and any(part.endswith(b"_worker.py") for part in command):
+            if _descends_from(int(entry), os.getpid()):
+                found.append(int(entry))
+    return found
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return False
+    return False
+
+
+def pool_round(sandbox: Sandbox, programs: list[Program], tally: Tally, cpu: CpuUse | None) -> None:
+    plans = [_plan(program.program, program.suite, None) for program in programs]
+    requests = [request for plan in plans for request in plan.requests]
+    before = cpu.snapshot() if cpu else None
+    started = time.perf_counter()
+    results = sandbox.run_many(requests)
+    tally.seconds += time.perf_counter() - started
+    if cpu and before:
+        cpu.add(before, cpu.snapshot())
+    tally.runs += len(programs)
+    outcomes = iter(results)
+    reports = [plan.grade([next(outcomes) for _ in plan.requests], sandbox) for plan in plans]
     failed = [f"{report.status}: {report.error}" for report in reports if not report.passed]
     if failed:
-        raise RuntimeError(f"{len(failed)} runs failed at level {level} (naive={naive}): {failed[:5]}")
-    return sandbox.level.value, startup, len(items) / elapsed
+        raise RuntimeError(f"{len(failed)} pool runs failed at level {sandbox.level}: {failed[:3]}")
 
 
-def measure_bare(workers: int, items: list[tuple[str, TestSuite]]) -> float:
-    """Executions per second of `python -c program+tests`, unsandboxed: the cost of an interpreter start."""
+def bare_round(programs: list[Program], workers: int, tally: Tally) -> None:
+    def run(program: Program) -> None:
+        subprocess.run([sys.executable, "-I", "-c", program.script], check=True, capture_output=True)
 
-    def run(item: tuple[str, TestSuite]) -> None:
-        program, suite = item
-        source = program + "\n" + getattr(suite, "setup", "") + "\n" + "\n".join(getattr(suite, "tests", ()))
-        subprocess.run([sys.executable, "-I", "-c", source], check=True, capture_output=True)
-
-    started = time.monotonic()
+    started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(run, items))
-    return len(items) / (time.monotonic() - started)
+        list(pool.map(run, programs))
+    tally.seconds += time.perf_counter() - started
+    tally.runs += len(programs)
+
+
+def naive_rate(level: str, workers: int, programs: list[Program]) -> float:
+    config = SandboxConfig(isolation=level, workers=workers, timeout_s=60, fresh_sandbox_per_run=True)
+    tally = Tally()
+    with Sandbox(config) as sandbox:
+        pool_round(sandbox, programs, tally, None)
+    return tally.rate
+
+
+def measure_level(level: str, args: argparse.Namespace, programs: list[Program]) -> None:
+    config = SandboxConfig(isolation=level, workers=args.workers, timeout_s=60)
+    started = time.perf_counter()
+    with Sandbox(config) as sandbox:
+        startup = time.perf_counter() - started
+        pool_round(sandbox, programs, Tally(), None)  # warm-up: every problem's tests compiled once
+        cpu = CpuUse(supervisors=supervisor_pids()) if args.profile else None
+        pool, bare = Tally(), Tally()
+        for _ in range(args.rounds):
+            bare_round(programs, args.workers, bare)
+            pool_round(sandbox, cycle(programs, args.runs), pool, cpu)
+        shown = sandbox.level.value
+    print(
+        f"{shown:<11} {pool.runs:>6} {pool.rate:>12.1f} {bare.runs:>6} {bare.rate:>12.1f} "
+        f"{pool.rate / bare.rate:>7.1f}x {startup:>10.2f}"
+    )
+    if cpu:
+        print_profile(shown, cpu, pool.runs)
+    if args.naive_runs:
+        rate = naive_rate(level, args.workers, cycle(programs, args.naive_runs))
+        print(f"{shown:<11} naive (new sandbox per run): {rate:.1f} programs/s over {args.naive_runs} runs")
+
+
+def print_profile(level: str, cpu: CpuUse, runs: int) -> None:
+    per_run = 1e3 / runs
+    print(
+        f"{'':<11} per program, CPU ms (minor page faults): host {cpu.host_s * per_run:.2f}, supervisor "
+        f"{cpu.supervisor_s * per_run:.2f} ({cpu.supervisor_faults / runs:.0f}), run child "
+        f"{cpu.children_s * per_run:.2f} ({cpu.children_faults / runs:.0f})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=400, help="runs through the pool")
-    parser.add_argument(
-        "--naive-runs",
-        type=int,
-        default=60,
-        help="runs with a fresh sandbox each; also the number of distinct problems",
-    )
+    parser.add_argument("--workload", choices=("humaneval", "mbpp"), default="humaneval")
+    parser.add_argument("--runs", type=int, default=1000, help="pool runs per round (cycling over the set)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating pool and bare rounds per level")
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel (default: 2 cores)")
-    parser.add_argument("--levels", nargs="+", default=["auto"], help="isolation levels to compare")
+    parser.add_argument("--levels", nargs="+", default=["bwrap", "namespaces"], help="isolation levels")
+    parser.add_argument("--naive-runs", type=int, default=0, help="runs with a new sandbox each (0: skip)")
+    parser.add_argument("--profile", action="store_true", help="CPU time and page faults per program")
     args = parser.parse_args()
 
-    source = (
-        "MBPP canonical solutions" if (SHARED_BENCHMARKS / "mbpp_sanitized.json").is_file() else "synthetic"
+    source, programs = load_workload(args.workload)
+    print(f"workload: {source} ({len(programs)} programs), {args.workers} runs in parallel")
+    print(f"bare: a fresh `{Path(sys.executable).name} -I -c program+tests` per program, no isolation\n")
+    header = (
+        f"{'level':<11} {'pool':>6} {'pool prog/s':>12} {'bare':>6} {'bare prog/s':>12} {'ratio':>8} "
+        f"{'start-up s':>10}"
     )
-    print(f"workload: {source}, {args.workers} runs in parallel\n")
-    header = f"{'level':<11} {'approach':<34} {'runs':>5} {'start-up s':>10} {'exec/s':>8} {'speed-up':>8}"
     print(header)
     print("-" * len(header))
     for level in args.levels:
-        if level != "auto" and (reason := unavailable_reason(IsolationLevel(level))):
+        if reason := unavailable_reason(IsolationLevel(level)):
             print(f"{level:<11} unavailable: {reason}")
             continue
         try:
-            _, naive_start, naive_rate = measure(
-                level, args.workers, True, workload(args.naive_runs, args.naive_runs)
-            )
-            shown, pool_start, pool_rate = measure(
-                level, args.workers, False, workload(args.naive_runs, args.runs)
-            )
+            measure_level(level, args, programs)
         except SandboxUnavailable as error:
             print(f"{level:<11} unavailable: {error}")
-            continue
-        for approach, runs, start, rate in (
-            ("naive: new sandbox per run", args.naive_runs, naive_start, naive_rate),
-            ("pool: fork of a warm interpreter", args.runs, pool_start, pool_rate),
-        ):
-            speedup = f"{rate / naive_rate:.1f}x"
-            print(f"{shown:<11} {approach:<34} {runs:>5} {start:>10.2f} {rate:>8.1f} {speedup:>8}")
-    bare_rate = measure_bare(args.workers, workload(args.naive_runs, args.naive_runs))
-    print(
-        f"{'none':<11} {'reference: bare python per run':<34} {args.naive_runs:>5} {'':>10} {bare_rate:>8.1f} {'':>8}"
-    )
 
 
 if __name__ == "__main__":

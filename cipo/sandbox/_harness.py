@@ -76,7 +76,7 @@ _pristine: dict[str, Any] = {
 _DICT_USED_OFFSET = 2 * ctypes.sizeof(ctypes.c_ssize_t)
 _DICT_VERSION_OFFSET = 3 * ctypes.sizeof(ctypes.c_ssize_t)
 # Test code compiled ahead of time (see CodeCache); at most this many characters of source are kept.
-CODE_CACHE_CHARS = 16 << 20
+CODE_CACHE_CHARS = 2 << 20
 
 
 class UntrustedValue(AssertionError):
@@ -510,7 +510,8 @@ def build_test_namespace(
     program: dict[str, Any], prelude: str, entry_point: str | None, cache: CodeCache | None = None
 ) -> dict[str, Any]:
     """Pristine builtins, the program's names, then the prelude's (the prompt's helpers win over redefinitions)."""
-    namespace: dict[str, Any] = {"__name__": "__tests__", "__builtins__": dict(_pristine["builtins"])}
+    # The pristine builtins themselves, not a copy: this process runs one program and is then thrown away.
+    namespace: dict[str, Any] = {"__name__": "__tests__", "__builtins__": _pristine["builtins"]}
     namespace.update((k, v) for k, v in program.items() if not (k.startswith("__") and k.endswith("__")))
     if prelude:
         try:

@@ -108,9 +108,12 @@ def _check(result: int, what: str) -> None:
         raise OSError(error, f"{what}: {os.strerror(error)}")
 
 
+# Declared once, so that a call builds no argument objects (each object a forked child touches costs it a page).
+_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+
+
 def _prctl(option: int, value: int = 0, extra: int = 0) -> None:
-    args = (ctypes.c_ulong(value), ctypes.c_ulong(extra), ctypes.c_ulong(0), ctypes.c_ulong(0))
-    _check(_libc.prctl(option, *args), f"prctl({option})")
+    _check(_libc.prctl(option, value, extra, 0, 0), f"prctl({option})")
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
@@ -135,8 +138,9 @@ class _CapData(ctypes.Structure):
     ]
 
 
-def _set_capabilities(capabilities: set[int]) -> None:
-    """Keep exactly these capabilities (effective, permitted and inheritable); an empty set drops them all."""
+def _capset_arguments(capabilities: set[int]) -> tuple[Any, Any]:
+    """The arguments of capset(2) that keep exactly these capabilities (effective, permitted and inheritable);
+    an empty set drops them all. Built ahead of the fork: see :func:`_set_capabilities`."""
     header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
     data = (_CapData * 2)()
     for capability in capabilities:
@@ -145,7 +149,11 @@ def _set_capabilities(capabilities: set[int]) -> None:
         slot.effective |= bit
         slot.permitted |= bit
         slot.inheritable |= bit
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    return ctypes.byref(header), data
+
+
+def _set_capabilities(arguments: tuple[Any, Any]) -> None:
+    _check(_libc.capset(*arguments), "capset")
 
 
 def _write_file(path: str, text: str) -> None:
@@ -398,6 +406,7 @@ class Supervisor:
         self.runs = 0
         self.work_root = settings["work_root"]
         self.code_cache = _harness.CodeCache()
+        self.capabilities = _capset_arguments({CAP_DAC_READ_SEARCH} if self.keep_read_access else set())
         # The children's environment, set up once: each child only adds HOME and TMPDIR.
         os.environ.clear()
         os.environ.update(PATH=CHILD_PATH, LANG="C.UTF-8")
@@ -405,6 +414,8 @@ class Supervisor:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         # Nobody without CAP_SYS_PTRACE may ptrace us or open /proc/<our pid>/mem; the children inherit this.
         _prctl(PR_SET_DUMPABLE, 0)
+        # Inherited by every child, which can never gain privileges through execve (we never exec anything).
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
         if settings.get("preload"):
             _preload()
         _harness.snapshot_environment()
@@ -482,6 +493,8 @@ class Supervisor:
         os.mkdir(path, 0o700)
         if self.run_as:
             os.chown(path, *self.run_as)
+        # Set here rather than in the child, which inherits it: cheaper there (see _prctl).
+        os.environ["HOME"] = os.environ["TMPDIR"] = path
         return path
 
     @staticmethod
@@ -620,7 +633,6 @@ class Supervisor:
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             _install_fds([stdin_fd, *outputs])
             os.chdir(workdir)
-            os.environ.update(HOME=workdir, TMPDIR=workdir)
             self._drop_privileges()
             _apply_limits(job["limits"], nproc)
             code = _harness.run(job, self.code_cache)
@@ -645,13 +657,12 @@ class Supervisor:
             if self.keep_read_access:
                 # The rlimits level has no private view of the file system: the program needs to read the
                 # Python installation wherever it is (even under a private home), but may write nothing of root's.
-                _set_capabilities({CAP_DAC_READ_SEARCH})
+                _set_capabilities(self.capabilities)
                 _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH)
             else:
-                _set_capabilities(set())
+                _set_capabilities(self.capabilities)
         else:
-            _set_capabilities(set())
-        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+            _set_capabilities(self.capabilities)
 
 
 def _install_fds(fds: list[int]) -> None:
