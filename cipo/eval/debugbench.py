@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cipo.eval.leetcode_examples import (
+    PRELUDE,
     Example,
     ExampleError,
     Method,
@@ -280,7 +281,8 @@ def write_training_files(
 
 def naive_tests(record: Mapping[str, Any]) -> dict[str, Any]:
     """What a naive grader would run: the first method, keyword arguments, return values compared as parsed
-    (no ListNode/TreeNode, no in-place, no "any order"). ExampleError when the examples do not parse."""
+    (no ListNode/TreeNode, no in-place, no "any order"; LeetCode's imports and classes are there, so that the
+    code loads). ExampleError when the examples do not parse."""
     methods = solution_methods(str(record.get("oracle_code") or ""))
     if not methods:
         raise ExampleError("no_method")
@@ -288,7 +290,7 @@ def naive_tests(record: Mapping[str, Any]) -> dict[str, Any]:
     if not examples:
         raise ExampleError("no_examples")
     cases = [{"args": [], "kwargs": e.arguments, "expected": e.expected} for e in examples]
-    return {"style": "call", "entry_point": f"Solution.{methods[0].name}", "cases": cases}
+    return {"style": "call", "entry_point": f"Solution.{methods[0].name}", "cases": cases, "prelude": PRELUDE}
 
 
 def sample_rows(rows: Sequence[DebugBenchRow], size: int | None) -> list[DebugBenchRow]:

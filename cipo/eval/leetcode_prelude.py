@@ -87,21 +87,14 @@ _CIPO_BUILDERS = {"list": _cipo_build_list, "tree": _cipo_build_tree}
 _CIPO_READERS = {"list": _cipo_list_values, "tree": _cipo_tree_values}
 
 
-def _cipo_argument(value: Any, kind: str | None) -> Any:
-    """``kind``: None (plain data), ``"list"``/``"tree"`` (one node), ``"list[]"``/``"tree[]"`` (a list of them)."""
+def _cipo_convert(value: Any, kind: str | None, converters: dict[str, Any]) -> Any:
+    """``kind``: None (plain data, unchanged), ``"list"``/``"tree"`` (one node and its list form),
+    ``"list[]"``/``"tree[]"`` (a list of them); ``converters`` go one way (builders) or the other (readers)."""
     if kind is None:
         return value
     if kind.endswith("[]"):
-        return [_cipo_argument(item, kind[:-2]) for item in value]
-    return _CIPO_BUILDERS[kind](value)
-
-
-def _cipo_plain(value: Any, kind: str | None) -> Any:
-    if kind is None:
-        return value
-    if kind.endswith("[]"):
-        return [_cipo_plain(item, kind[:-2]) for item in value]
-    return _CIPO_READERS[kind](value)
+        return [_cipo_convert(item, kind[:-2], converters) for item in value]
+    return converters[kind](value)
 
 
 def _cipo_as_list(value: Any) -> Any:
@@ -134,14 +127,14 @@ def _cipo_leetcode_call(method: str, arguments: list[Any], spec: dict[str, Any])
     returns a list: LeetCode reads None as [] and any iterable as a list), ``inplace`` (the position of the
     argument to return instead of the result) and ``unordered`` (sort the top-level list)."""
     kinds = spec.get("kinds") or [None] * len(arguments)
-    built = [_cipo_argument(value, kind) for value, kind in zip(arguments, kinds, strict=True)]
+    built = [_cipo_convert(value, kind, _CIPO_BUILDERS) for value, kind in zip(arguments, kinds, strict=True)]
     solution_class = globals()["Solution"]  # defined by the program that follows this prelude
     result = getattr(solution_class(), method)(*built)
     inplace = spec.get("inplace")
     if inplace is not None:
-        value = _cipo_plain(built[inplace], kinds[inplace])
+        value = _cipo_convert(built[inplace], kinds[inplace], _CIPO_READERS)
     else:
-        value = _cipo_plain(result, spec.get("returns"))
+        value = _cipo_convert(result, spec.get("returns"), _CIPO_READERS)
     if spec.get("list_result"):
         value = _cipo_as_list(value)
     if spec.get("unordered") and isinstance(value, list):
