@@ -209,7 +209,7 @@ def test_skipped_rows_are_counted_by_reason_and_the_oracle_cross_check_drops_dis
     assert (data.records, len(data.rows), dict(data.skipped)) == (6, 5, {"input_not_name_equals_value": 1})
     checked = cross_check(data)
     assert [row.record["id"] for row in checked.rows] == ["double/0", "triple/1", "triple/3", "triple/5"]
-    assert checked.skipped["oracle_disagrees_with_examples"] == 1 and checked.oracle_checked == 5
+    assert checked.skipped["oracle_fails_examples"] == 1 and checked.oracle_checked == 5
     limited = cross_check(data, limit=2)
     assert len(limited.rows) == 2 and limited.notes()["not_checked_past_limit"] == 3
 
@@ -264,7 +264,7 @@ def test_fix_attempts_eval_reports_by_bug_type_and_level_under_its_own_name(tmp_
     assert set(results["groups"]["level"]) == {"easy", "hard"}
     assert results["benchmark_notes"]["skipped"] == {
         "input_not_name_equals_value": 1,
-        "oracle_disagrees_with_examples": 1,
+        "oracle_fails_examples": 1,
     }
     table = (tmp_path / "run" / "results.md").read_text()
     assert SCORE_NAME in table and "By bug type" in table and "DebugBench accuracy" not in table

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cipo.eval.benchmarks import BenchmarkFormatError, LoadedRows, make_prompt, read_records
 from cipo.eval.leetcode_examples import (
     PRELUDE,
     Example,
@@ -121,8 +122,6 @@ class DebugBenchSet:
 
 
 def _checked_record(record: Mapping[str, Any], source: str, label: str) -> Mapping[str, Any]:
-    from cipo.eval.benchmarks import BenchmarkFormatError
-
     for name in REQUIRED_FIELDS:
         if name not in record:
             raise BenchmarkFormatError(
@@ -137,8 +136,6 @@ def _checked_record(record: Mapping[str, Any], source: str, label: str) -> Mappi
 def read_debugbench(path: str | Path) -> DebugBenchSet:
     """Every record of a DebugBench file turned into a gradeable row, or counted under its skip reason. The
     examples are not checked against the oracle here (see :func:`cross_check`)."""
-    from cipo.eval.benchmarks import BenchmarkFormatError, read_records
-
     rows, skipped, seen, count = [], Counter(), {}, 0
     for label, _, record in read_records(path):
         count += 1
@@ -169,7 +166,7 @@ def oracle_reports(rows: Sequence[DebugBenchRow], config: CodeRewardConfig | Non
 
 def cross_check(data: DebugBenchSet, limit: int | None = None, chunk: int = 64) -> DebugBenchSet:
     """The differential check: keep the rows whose examples the oracle reproduces on the same inputs (the
-    first ``limit`` of them), count the others as ``oracle_disagrees_with_examples``."""
+    first ``limit`` of them), count the others (wrong output, error, timeout) as ``oracle_fails_examples``."""
     kept: list[DebugBenchRow] = []
     skipped = Counter(data.skipped)
     checked = 0
@@ -182,9 +179,8 @@ def cross_check(data: DebugBenchSet, limit: int | None = None, chunk: int = 64) 
             if report.passed:
                 kept.append(row)
             else:
-                skipped["oracle_disagrees_with_examples"] += 1
-    unchecked = len(pending) + max(len(kept) - (limit or len(kept)), 0)
-    return DebugBenchSet(kept[:limit] if limit else kept, data.records, skipped, checked, unchecked)
+                skipped["oracle_fails_examples"] += 1
+    return DebugBenchSet(kept, data.records, skipped, checked, unchecked=len(pending))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -196,8 +192,6 @@ FIX_PROMPT = "This solution has a bug:\n\n{buggy}\n\nFind and fix it."
 
 def benchmark_rows(data: DebugBenchSet, instruction: str | None = None) -> list[dict[str, Any]]:
     """Rows in :mod:`cipo.eval.benchmarks`'s shape; ``attempt`` is the buggy code, for ``--fix-attempts``."""
-    from cipo.eval.benchmarks import make_prompt
-
     return [
         {
             "id": row.id,
@@ -210,10 +204,8 @@ def benchmark_rows(data: DebugBenchSet, instruction: str | None = None) -> list[
     ]
 
 
-def load_for_eval(path: str | Path, limit: int | None = None, instruction: str | None = None) -> Any:
+def load_for_eval(path: str | Path, limit: int | None = None, instruction: str | None = None) -> LoadedRows:
     """``cipo eval --benchmark debugbench``: cross-checked rows, with the skip counts as their ``notes``."""
-    from cipo.eval.benchmarks import LoadedRows
-
     data = cross_check(read_debugbench(path), limit)
     return LoadedRows(benchmark_rows(data, instruction), notes=data.notes())
 
@@ -331,8 +323,6 @@ def sanity(
 
 def naive_sanity(path: str | Path, config: CodeRewardConfig | None = None) -> dict[str, Any]:
     """The naive grader on every record whose examples it can read: oracle and buggy pass rates."""
-    from cipo.eval.benchmarks import read_records
-
     records, tests = [], []
     for _, _, record in read_records(path):
         try:
@@ -349,7 +339,7 @@ def naive_sanity(path: str | Path, config: CodeRewardConfig | None = None) -> di
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cipo.eval.debugbench",
         description="DebugBench offline: check the grader on the oracle and buggy code, or export training data.",
@@ -367,7 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     export.add_argument("--held-out", type=float, default=0.2, help="Share of the problems (slugs) held out.")
     export.add_argument("--seed", type=int, default=0, help="Seed of the split.")
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
     if args.command == "sanity":
         summary = sanity(args.data, args.sample)
         if args.naive:

@@ -86,7 +86,7 @@ def _notes_section(notes: dict[str, Any]) -> list[str]:
         unchecked = notes.get("not_checked_past_limit")
         lines.append(
             f"{notes['records']} records, {notes.get('gradeable')} graded; skipped: {skipped or 'none'}"
-            + (f"; {unchecked} gradeable rows past --limit not read" if unchecked else "")
+            + (f"; {unchecked} gradeable rows past --limit not graded" if unchecked else "")
             + ".\n"
         )
     return lines
