@@ -23,7 +23,7 @@ from cipo.lab.tasks import TaskConfig
 from cipo.lab.warmstart import WarmStartConfig, _hashed_fields, make_examples
 from cipo.rewards.code import code_reward
 
-CONFIG = TaskConfig(name="code", levels=tuple(LEVELS), test_size=40)
+CONFIG = TaskConfig(name="code", levels=tuple(LEVELS), hard_levels=(), test_size=40)
 
 
 def test_generator_is_seeded_and_splits_are_disjoint():

@@ -10,6 +10,7 @@ from cipo.core.prompts import DEFAULT_INSTRUCTION, build_correction_prompt
 from cipo.lab.tasks import (
     LEVELS,
     TaskConfig,
+    base_reachable,
     first_wrong_step,
     format_solution,
     make_splits,
@@ -18,8 +19,9 @@ from cipo.lab.tasks import (
     run_steps,
     solve,
     solve_with_one_slip,
+    take_train_problems,
 )
-from cipo.lab.warmstart import WarmStartConfig, make_examples
+from cipo.lab.warmstart import WarmStartConfig, config_hash, make_examples
 from cipo.rewards.math import math_reward
 
 
@@ -35,9 +37,9 @@ def test_splits_are_disjoint_and_cover_the_levels():
     config = TaskConfig(levels=(1, 2, 3), test_size=60)
     splits = make_splits(config, 3000)
     test_expressions = {p.expression for p in splits.test}
-    assert len(test_expressions) == 60  # no duplicates in the test split
+    assert len(test_expressions) == 60 + config.hard_test_size  # no duplicates in the test split
     assert not test_expressions & {p.expression for p in splits.train}
-    assert {p.level for p in splits.test} == {1, 2, 3}
+    assert {p.level for p in splits.test} == {1, 2, 3, *config.hard_levels}
     for problem in splits.test:
         num_terms, max_operand = LEVELS[problem.level]
         assert len(problem.terms) == num_terms and max(problem.terms) <= max_operand
@@ -45,7 +47,7 @@ def test_splits_are_disjoint_and_cover_the_levels():
 
 def test_gold_solutions_verify_and_slips_do_not():
     rng = random.Random(0)
-    problems = make_test_split(TaskConfig(levels=(1, 2, 3, 4, 5), test_size=50))
+    problems = make_test_split(TaskConfig(levels=(1, 2, 3, 4, 5), hard_levels=(), test_size=50))
     gold = [format_solution(run_steps(p, slips={})) for p in problems]
     slipped = [format_solution(solve_with_one_slip(p, rng)) for p in problems]
     answers = [str(p.answer) for p in problems]
@@ -95,3 +97,32 @@ def test_warm_start_reviews_use_the_training_time_correction_prompt():
         assert instruction == {"role": "user", "content": DEFAULT_INSTRUCTION}
         assert example.prompt == build_correction_prompt([problem], attempt["content"])
         assert example.completion.endswith("}") and "\\boxed{" in example.completion
+
+
+def test_the_hard_tail_extends_the_test_split_and_the_rl_stream_only():
+    config = TaskConfig(levels=(1, 2, 3), hard_levels=(4,), test_size=30, hard_test_size=12)
+    plain = TaskConfig(levels=(1, 2, 3), hard_levels=(), test_size=30)
+    test = make_test_split(config)
+    assert test[:30] == make_test_split(plain)  # the base problems are those of a split without a tail
+    hard = test[30:]
+    assert len(hard) == 12 and {p.level for p in hard} == {4}
+    assert not any(base_reachable(p, config.levels) for p in hard)  # never a problem the warm start trains on
+    exclude = {p.expression for p in test}
+    rl_levels = {p.level for p in take_train_problems(config, "rl", 400, exclude)}
+    sft_levels = {p.level for p in take_train_problems(config, "sft-0", 400, exclude)}
+    assert rl_levels == {1, 2, 3, 4} and sft_levels == {1, 2, 3}
+
+
+def test_the_hard_tail_leaves_the_warm_start_unchanged():
+    with_tail = TaskConfig(hard_levels=(4,), hard_test_size=24)
+    without = TaskConfig(hard_levels=(), hard_test_size=0)
+    warm = WarmStartConfig()
+    assert config_hash(with_tail, warm) == config_hash(without, warm)
+    assert make_examples(with_tail, warm, 300) == make_examples(without, warm, 300)
+
+
+def test_hard_levels_must_exist_and_stay_apart_from_the_warm_start_levels():
+    with pytest.raises(ValueError, match="hard_levels"):
+        make_test_split(TaskConfig(levels=(1, 4), hard_levels=(4,)))
+    with pytest.raises(ValueError, match="level 9"):
+        make_test_split(TaskConfig(hard_levels=(9,)))

@@ -3,6 +3,7 @@
     cipo lab                      # the quick preset (about 10 minutes on two cores)
     cipo lab --seeds 3            # three seeds, mean and spread
     cipo lab --task code          # program synthesis, graded in the sandbox
+    cipo lab --seeds 5 --ablate   # and CIPO with each part switched off, one table vs full CIPO
     cipo lab --set rl.steps=80 --set eval.num_samples=128
     python -m cipo.lab.cli --preset tiny --output-dir /tmp/runs
 """
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", help="warm-start cache (default runs/cache)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default 2)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a field")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also train CIPO with each part switched off in turn (the ablation table)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--show-config", action="store_true", help="print the resolved configuration and exit")
     parser.add_argument("--report-only", metavar="RUN_DIR", help="rebuild report.md and plots from RUN_DIR/metrics.json")
@@ -53,6 +56,8 @@ def resolve_config(args: argparse.Namespace) -> LabConfig:
             setattr(config, name, value)
     if args.no_progress:
         config.show_progress = False
+    if args.ablate:
+        config.ablate = True
     if args.task:
         config.task.name = args.task
     for assignment in args.set:

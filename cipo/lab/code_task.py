@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cipo.core.code_feedback import DEFAULT_CODE_INSTRUCTION
-from cipo.lab.tasks import endless_problems
+from cipo.lab.tasks import check_hard_levels, draw_split, endless_problems, split_counts, train_levels
 from cipo.rewards.code import code_reward
 
 if TYPE_CHECKING:
@@ -138,23 +138,20 @@ def is_right(problem: CodeProblem, constants: dict[str, int]) -> bool:
 
 
 def make_test_split(config: TaskConfig) -> list[CodeProblem]:
-    rng = random.Random(f"code-test-{config.seed}")
-    per_level = [config.test_size // len(config.levels)] * len(config.levels)
-    for i in range(config.test_size % len(config.levels)):
-        per_level[i] += 1
-    problems: list[CodeProblem] = []
-    for level, count in zip(config.levels, per_level, strict=True):
-        drawn: dict[str, CodeProblem] = {}
-        while len(drawn) < count:
-            problem = draw_problem(rng, level)
-            drawn.setdefault(problem.key, problem)
-        problems += drawn.values()
-    return problems
+    """``test_size`` problems of ``levels``, then ``hard_test_size`` of ``hard_levels`` (keys name the level, so a
+    hard problem never equals one the warm start trains on)."""
+    check_hard_levels(config, sorted(LEVELS))
+    seen: set[str] = set()
+    base = draw_split(random.Random(f"code-test-{config.seed}"), list(zip(config.levels, split_counts(
+        config.test_size, config.levels), strict=True)), draw_problem, lambda p: p.key, seen)
+    hard_counts = list(zip(config.hard_levels, split_counts(config.hard_test_size, config.hard_levels), strict=True))
+    return base + draw_split(random.Random(f"code-test-hard-{config.seed}"), hard_counts, draw_problem,
+                             lambda p: p.key, seen)
 
 
 def iter_train_problems(config: TaskConfig, stream: str, exclude: set[str]) -> Iterator[CodeProblem]:
     rng = random.Random(f"code-train-{stream}-{config.seed}")
-    return endless_problems(rng, config.levels, draw_problem, lambda problem: problem.key, exclude)
+    return endless_problems(rng, train_levels(config, stream), draw_problem, lambda problem: problem.key, exclude)
 
 
 class CodeTask:

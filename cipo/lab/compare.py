@@ -37,7 +37,13 @@ class RLConfig:
     correction_weight: float = field(default=1.0, metadata={"help": "CIPO: weight of the correction loss."})
     replay_ratio: float = field(default=0.25, metadata={"help": "CIPO: initial share of correct anchors."})
     adaptive_replay: bool = field(default=True, metadata={"help": "CIPO: adapt the replay ratio to retention."})
+    replay_ratio_bounds: tuple[float, float] = field(
+        default=(0.05, 0.75), metadata={"help": "CIPO: bounds of the adaptive replay ratio."}
+    )
     risk_penalty: float = field(default=1.0, metadata={"help": "CIPO: penalty of a correction that breaks a correct anchor."})
+    difficulty_band: tuple[float, float] = field(
+        default=(0.25, 0.75), metadata={"help": "CIPO: group pass-rate band preferred for anchors; 0,1 = off."}
+    )
     equal_tokens: bool = field(default=True, metadata={"help": "Also train GRPO until it matches CIPO's generated tokens."})
     max_equal_token_factor: float = field(
         default=3.0, metadata={"help": "The equal-token GRPO run stops after at most this many times `steps`."}
@@ -149,7 +155,9 @@ def cipo_config(
         correction_weight=config.correction_weight,
         replay_ratio=config.replay_ratio,
         adaptive_replay=config.adaptive_replay,
+        replay_ratio_bounds=list(config.replay_ratio_bounds),
         risk_penalty=config.risk_penalty,
+        difficulty_band=list(config.difficulty_band),
         seed=seed,
         data_seed=seed,
         use_cpu=True,

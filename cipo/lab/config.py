@@ -25,6 +25,9 @@ class LabConfig:
     output_dir: str = field(default="runs", metadata={"help": "Reports go to <output_dir>/lab-<timestamp>/."})
     cache_dir: str = field(default="runs/cache", metadata={"help": "Warm starts are cached here by config hash."})
     show_progress: bool = field(default=True, metadata={"help": "Progress bars on stderr."})
+    ablate: bool = field(
+        default=False, metadata={"help": "Also train CIPO with each part switched off (cipo.lab.ablation)."}
+    )
     task: TaskConfig = field(default_factory=TaskConfig)
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
@@ -44,7 +47,7 @@ def tiny() -> LabConfig:
     """Seconds, not minutes: a smoke test of every phase (the numbers mean nothing)."""
     return LabConfig(
         preset="tiny",
-        task=TaskConfig(levels=(1,), test_size=4),
+        task=TaskConfig(levels=(1,), test_size=4, hard_test_size=2),
         model=TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, vocab_size=300),
         warm_start=WarmStartConfig(steps=4, batch_size=8, warmup_steps=1),
         rl=RLConfig(steps=2, prompts_per_step=2, num_generations=4, max_completion_length=24,

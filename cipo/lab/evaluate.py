@@ -113,6 +113,7 @@ class Evaluation:
     correction: dict[str, float | int | None]
     pass_at_1_by_level: dict[int, float]
     correct_counts: list[int]
+    correction_counts: list[list[int]]
     examples: dict[str, str]
 
     def to_dict(self) -> dict:
@@ -123,6 +124,7 @@ class Evaluation:
             "self_correction": self.correction,
             "pass_at_1_by_level": {str(k): v for k, v in self.pass_at_1_by_level.items()},
             "correct_counts": self.correct_counts,
+            "correction_counts": self.correction_counts,
             "examples": self.examples,
         }
 
@@ -146,7 +148,8 @@ def evaluate(
         correct = grade_groups(task, problems, samples)
         greedy = generate(model, tokenizer, prompts, config, 1, greedy=True, stream=1, bar=bar)
         greedy_correct = task.grade(problems, [g[0] for g in greedy])
-        correction, example = self_correction(model, tokenizer, problems, samples, correct, config, bar, task)
+        correction, per_problem, example = self_correction(model, tokenizer, problems, samples, correct, config,
+                                                           bar, task)
     counts = [sum(c) for c in correct]
     per_problem_p1 = [c / n for c in counts]
     p1 = estimate(per_problem_p1, seed=config.seed)
@@ -157,6 +160,7 @@ def evaluate(
         correction=correction,
         pass_at_1_by_level=_by_level(problems, per_problem_p1),
         correct_counts=counts,
+        correction_counts=per_problem,
         examples={"problem": task.text(problems[0]), "sample": samples[0][0], **example},
     )
 
@@ -170,8 +174,12 @@ def self_correction(
     config: EvalConfig,
     bar: tqdm | None = None,
     task: LabTask | None = None,
-) -> tuple[dict[str, float | int | None], dict[str, str]]:
-    """Each of the first ``correction_attempts`` samples of a problem is reviewed once by the same model."""
+) -> tuple[dict[str, float | int | None], list[list[int]], dict[str, str]]:
+    """Each of the first ``correction_attempts`` samples of a problem is reviewed once by the same model.
+
+    Returns the rates, each problem's ``[right at turn 1, right at turn 2, wrong->right, right->wrong]`` counts
+    (the claims' intervals resample problems) and an example of a fix.
+    """
     task = task or MathTask()
     m = config.correction_attempts
     attempts = [(p, text, ok) for p, texts, oks in zip(problems, samples, correct, strict=True)
@@ -187,7 +195,19 @@ def self_correction(
         "fixed_attempt": attempts[fixed][1],
         "fixed_revision": revised[fixed],
     }
-    return correction_rates(pairs).to_dict(), example
+    return correction_rates(pairs).to_dict(), problem_correction_counts(pairs, [len(texts[:m]) for texts in samples]), example
+
+
+def problem_correction_counts(pairs: Sequence[tuple[bool, bool]], attempts_per_problem: Sequence[int]) -> list[list[int]]:
+    """Per problem: right at turn 1, right at turn 2, wrong->right and right->wrong counts; ``pairs`` holds the
+    problems' (turn 1, turn 2) grades one problem after the other."""
+    out, start = [], 0
+    for count in attempts_per_problem:
+        chunk = pairs[start : start + count]
+        start += count
+        out.append([sum(a for a, _ in chunk), sum(b for _, b in chunk), sum(not a and b for a, b in chunk),
+                    sum(a and not b for a, b in chunk)])
+    return out
 
 
 def _by_level(problems: Sequence, values: Sequence[float]) -> dict[int, float]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from cipo.lab.ablation import VARIANTS, variant_config
 from cipo.lab.compare import RunResult, rl_dataset, train_policy
 from cipo.lab.config import LabConfig
 from cipo.lab.evaluate import EvalConfig, evaluate
@@ -158,13 +159,33 @@ def run_seed(
     record = {"seed": seed}
     with timed(timings, "evaluation"):
         for key, result in results.items():
-            name = f"{MODEL_NAMES[key]} seed {seed}"
-            evaluation = evaluate(result.model, tokenizer, test, eval_config, name, config.show_progress, task)
-            record[key] = summarize(result, evaluation.to_dict())
+            record[key] = evaluated(result, f"{MODEL_NAMES[key]} seed {seed}", common, test, eval_config)
     for result in results.values():
         result.model = None
+    if config.ablate:
+        record["ablations"] = run_ablations(config, seed, common, test, eval_config, timings)
     gc.collect()
     return record
+
+
+def evaluated(result: RunResult, name: str, common: dict, test: list, eval_config: EvalConfig) -> dict:
+    evaluation = evaluate(result.model, common["tokenizer"], test, eval_config, name, common["show_progress"],
+                          common["task"])
+    return summarize(result, evaluation.to_dict())
+
+
+def run_ablations(
+    config: LabConfig, seed: int, common: dict, test: list, eval_config: EvalConfig, timings: dict[str, float]
+) -> dict[str, dict]:
+    """CIPO with each part switched off (``cipo.lab.ablation.VARIANTS``), same warm start, seed and data."""
+    out = {}
+    for variant in VARIANTS:
+        with tempfile.TemporaryDirectory(prefix="cipo-lab-") as scratch, timed(timings, "ablations"):
+            result, _ = train_policy(f"CIPO, {variant}, seed {seed}", use_correction=True, max_steps=config.rl.steps,
+                                     output_dir=Path(scratch), **{**common, "config": variant_config(config.rl, variant)})
+            out[variant] = evaluated(result, f"CIPO, {variant}, seed {seed}", common, test, eval_config)
+        result.model = None
+    return out
 
 
 def summarize(result: RunResult, evaluation: dict) -> dict:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+T = TypeVar("T")
+
 # Difficulty level -> (number of terms, largest operand).
 LEVELS: dict[int, tuple[int, int]] = {
     1: (3, 9),
@@ -41,6 +43,12 @@ class TaskConfig:
         default=(1, 2, 3), metadata={"help": f"Difficulty levels to mix, from {sorted(LEVELS)} (terms, max operand)."}
     )
     test_size: int = field(default=96, metadata={"help": "Held-out problems (split evenly over the levels)."})
+    hard_levels: tuple[int, ...] = field(
+        default=(4,),
+        metadata={"help": "The hard tail: levels added to the held-out split and to the RL problems, never to the "
+                  "warm start's data (disjoint from `levels`)."},
+    )
+    hard_test_size: int = field(default=24, metadata={"help": "Held-out problems of the hard tail."})
     seed: int = field(default=1234, metadata={"help": "Seed of the problem generators (the data, not the training)."})
 
 
@@ -164,24 +172,60 @@ class Splits:
     test: list[Problem]
 
 
-def make_test_split(config: TaskConfig) -> list[Problem]:
-    rng = random.Random(f"test-{config.seed}")
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    per_level = [config.test_size // len(config.levels)] * len(config.levels)
-    for i in range(config.test_size % len(config.levels)):
-        per_level[i] += 1
-    for level, count in zip(config.levels, per_level, strict=True):
+def split_counts(total: int, levels: Sequence[int]) -> list[int]:
+    """``total`` split evenly over ``levels``, the first levels taking the remainder."""
+    counts = [total // len(levels)] * len(levels) if levels else []
+    for i in range(total % len(levels) if levels else 0):
+        counts[i] += 1
+    return counts
+
+
+def check_hard_levels(config: TaskConfig, known: Sequence[int]) -> None:
+    for level in (*config.levels, *config.hard_levels):
+        if level not in known:
+            raise ValueError(f"task level {level} does not exist; levels: {', '.join(map(str, known))}")
+    shared = set(config.levels) & set(config.hard_levels)
+    if shared:
+        raise ValueError(f"task.hard_levels {config.hard_levels} must be disjoint from task.levels {config.levels}: "
+                         f"the warm start never sees the hard tail (shared: {sorted(shared)})")
+
+
+def draw_split(
+    rng: random.Random,
+    counts: Sequence[tuple[int, int]],
+    draw: Callable[[random.Random, int], T],
+    key: Callable[[T], str],
+    seen: set[str],
+    allowed: Callable[[T], bool] = lambda problem: True,
+) -> list[T]:
+    """``count`` distinct problems of each ``(level, count)``, skipping keys in ``seen`` (which it extends)."""
+    problems: list[T] = []
+    for level, count in counts:
         while count > 0:
-            problem = draw_problem(rng, level)
-            if problem.expression not in seen:
-                seen.add(problem.expression)
+            problem = draw(rng, level)
+            if key(problem) not in seen and allowed(problem):
+                seen.add(key(problem))
                 problems.append(problem)
                 count -= 1
     return problems
 
 
-T = TypeVar("T")
+def base_reachable(problem: Problem, levels: Sequence[int]) -> bool:
+    """Whether a problem of one of ``levels`` could have this expression (so the warm start could train on it)."""
+    return any(len(problem.terms) == LEVELS[level][0] and max(problem.terms) <= LEVELS[level][1] for level in levels)
+
+
+def make_test_split(config: TaskConfig) -> list[Problem]:
+    """The held-out split: ``test_size`` problems of ``levels``, then ``hard_test_size`` of ``hard_levels``, none of
+    which a problem of ``levels`` could equal (so hard problems never change the warm start's data)."""
+    check_hard_levels(config, sorted(LEVELS))
+    seen: set[str] = set()
+    base = draw_split(random.Random(f"test-{config.seed}"), list(zip(config.levels, split_counts(
+        config.test_size, config.levels), strict=True)), draw_problem, lambda p: p.expression, seen)
+    hard_counts = list(zip(config.hard_levels, split_counts(config.hard_test_size, config.hard_levels), strict=True))
+    hard = draw_split(random.Random(f"test-hard-{config.seed}"), hard_counts, draw_problem, lambda p: p.expression,
+                      seen, allowed=lambda p: not base_reachable(p, config.levels))
+    return base + hard
 
 
 def endless_problems(
@@ -198,10 +242,16 @@ def endless_problems(
             yield problem
 
 
+def train_levels(config: TaskConfig, stream: str) -> tuple[int, ...]:
+    """The levels of a training stream: the RL stream (``rl``) adds the hard tail, the warm start's does not."""
+    return (*config.levels, *config.hard_levels) if stream == "rl" else config.levels
+
+
 def iter_train_problems(config: TaskConfig, stream: str, exclude: set[str]) -> Iterator[Problem]:
     """An endless seeded stream of training problems, none of which is in ``exclude`` (the test split)."""
     rng = random.Random(f"train-{stream}-{config.seed}")
-    return endless_problems(rng, config.levels, draw_problem, lambda problem: problem.expression, exclude)
+    return endless_problems(rng, train_levels(config, stream), draw_problem, lambda problem: problem.expression,
+                            exclude)
 
 
 def take_train_problems(config: TaskConfig, stream: str, count: int, exclude: set[str]) -> list[Problem]:
