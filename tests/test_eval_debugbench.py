@@ -100,71 +100,45 @@ class Solution:
         return [[root.val]]
 """
 
+SORT_RECORD = make_record(
+    SORT_COLORS, ["Input: nums = [2,0,2,1,1,0]\nOutput: [0,0,1,1,2,2]"], "Do not return anything."
+)
+TWO_SUM_EXAMPLES = ["Input: nums = [2,7,11,15], target = 9\nOutput: [0,1]"]
+TWO_SUM_SWAPPED = TWO_SUM.replace("[seen[target - x], i]", "[i, seen[target - x]]")
+REVERSE_RECORD = make_record(
+    REVERSE_LIST, ["Input: head = [1,2,3]\nOutput: [3,2,1]", "Input: head = []\nOutput: []"]
+)
+RENAMED_RECORD = make_record(RENAMED, ["Input: n = 12, k = 3\nOutput: 3", "Input: n = 4, k = 4\nOutput: -1"])
+
+# name: (record, program, should pass)
 CASES = {
-    # name: (record, program, should pass)
-    "list_in_and_out": (
-        make_record(REVERSE_LIST, ["Input: head = [1,2,3]\nOutput: [3,2,1]", "Input: head = []\nOutput: []"]),
-        REVERSE_LIST,
-        True,
-    ),
-    "list_wrong": (
-        make_record(REVERSE_LIST, ["Input: head = [1,2,3]\nOutput: [3,2,1]"]),
-        REVERSE_LIST.replace("return previous", "return previous.next"),
-        False,
-    ),
+    "list_in_and_out": (REVERSE_RECORD, REVERSE_LIST, True),
+    "list_wrong": (REVERSE_RECORD, REVERSE_LIST.replace("return previous", "return previous.next"), False),
     "tree_in_and_out": (
         make_record(INVERT_TREE, ["Input: root = [4,2,7,1,3,6,9]\nOutput: [4,7,2,9,6,3,1]"]),
         INVERT_TREE,
         True,
     ),
-    "in_place": (
-        make_record(
-            SORT_COLORS, ["Input: nums = [2,0,2,1,1,0]\nOutput: [0,0,1,1,2,2]"], "Do not return anything."
-        ),
-        SORT_COLORS,
-        True,
-    ),
+    "in_place": (SORT_RECORD, SORT_COLORS, True),
     "in_place_returned_not_mutated": (
-        make_record(
-            SORT_COLORS, ["Input: nums = [2,0,2,1,1,0]\nOutput: [0,0,1,1,2,2]"], "Do not return anything."
-        ),
+        SORT_RECORD,
         SORT_COLORS.replace("nums.sort()", "return sorted(nums)"),
         False,
     ),
-    "any_order": (
-        make_record(
-            TWO_SUM, ["Input: nums = [2,7,11,15], target = 9\nOutput: [0,1]"], "Return it in any order."
-        ),
-        TWO_SUM.replace("[seen[target - x], i]", "[i, seen[target - x]]"),
-        True,
-    ),
-    "order_matters_unless_said": (
-        make_record(TWO_SUM, ["Input: nums = [2,7,11,15], target = 9\nOutput: [0,1]"]),
-        TWO_SUM.replace("[seen[target - x], i]", "[i, seen[target - x]]"),
-        False,
-    ),
+    "any_order": (make_record(TWO_SUM, TWO_SUM_EXAMPLES, "Return it in any order."), TWO_SUM_SWAPPED, True),
+    "order_matters_unless_said": (make_record(TWO_SUM, TWO_SUM_EXAMPLES), TWO_SUM_SWAPPED, False),
     "helper_first": (
         make_record(TWO_SUM, ["Input: nums = [3,2,4], target = 6\nOutput: [1,2]"]),
         TWO_SUM,
         True,
     ),
-    "renamed_parameters_by_position": (
-        make_record(RENAMED, ["Input: n = 12, k = 3\nOutput: 3", "Input: n = 4, k = 4\nOutput: -1"]),
-        RENAMED.replace("N", "n").replace("K", "k"),
-        True,
-    ),
+    "renamed_parameters_by_position": (RENAMED_RECORD, RENAMED.replace("N", "n").replace("K", "k"), True),
     "none_read_as_empty_list": (
         make_record(EMPTY_AS_NONE, ["Input: root = []\nOutput: []", "Input: root = [1]\nOutput: [[1]]"]),
         EMPTY_AS_NONE,
         True,
     ),
-    "syntax_error": (
-        make_record(RENAMED, ["Input: n = 12, k = 3\nOutput: 3"]),
-        RENAMED.replace(
-            "def kthFactor(self, N: int, K: int) -> int:", "def kthFactor(self, N: int, K: int) -> int"
-        ),
-        False,
-    ),
+    "syntax_error": (RENAMED_RECORD, RENAMED.replace("-> int:", "-> int"), False),
 }
 
 
