@@ -1,4 +1,4 @@
-"""The ``cipo`` command: ``cipo train``, ``cipo eval``, ``cipo lab``.
+"""The ``cipo`` command: ``cipo train``, ``cipo report``, ``cipo eval``, ``cipo lab``.
 
 ``cipo train --config FILE.yaml [--field value ...]`` parses like TRL's scripts: the YAML sets defaults for every
 field of ``DataArguments``, ``CIPOConfig`` and TRL's ``ModelConfig``, and command-line flags override them.
@@ -7,12 +7,14 @@ field of ``DataArguments``, ``CIPOConfig`` and TRL's ``ModelConfig``, and comman
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 
 USAGE = """usage: cipo <command> [args]
 
 commands:
   train   train a model with CIPO (or GRPO with --use_correction false)
+  report  report.md with plots of a finished (or checkpointed) 'cipo train' run
   eval    evaluate a model: pass@k, self-correction, standard benchmarks
   lab     CIPO against GRPO end to end on a tiny model (CPU)
 
@@ -20,6 +22,7 @@ commands:
 
 
 def train_main(argv: Sequence[str]) -> int:
+    started_at = time.time()
     from transformers import AutoTokenizer
     from trl import ModelConfig, TrlParser, get_peft_config
 
@@ -27,6 +30,7 @@ def train_main(argv: Sequence[str]) -> int:
     from cipo.config import CIPOConfig
     from cipo.data import DataArguments, load_train_dataset
     from cipo.rewards import get_reward
+    from cipo.train_report import record_run
     from cipo.trainer import CIPOTrainer
 
     parser = TrlParser((DataArguments, CIPOConfig, ModelConfig), prog="cipo train")
@@ -48,9 +52,13 @@ def train_main(argv: Sequence[str]) -> int:
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
+    record_run(trainer, data_args, model_args, started_at)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
     trainer.save_state()
+    record_run(trainer, data_args, model_args, started_at, finished=True)
+    if trainer.is_world_process_zero():
+        print(f"Report: cipo report {config.output_dir}")
     return 0
 
 
@@ -70,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return train_main(rest)
     if command == "eval":
         return _run_subcommand("cipo.eval.cli", rest)
+    if command == "report":
+        return _run_subcommand("cipo.train_report", rest)
     if command == "lab":
         return _run_subcommand("cipo.lab.cli", rest)
     print(f"cipo: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
