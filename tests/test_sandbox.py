@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import stat
+import threading
 from collections import Counter, OrderedDict, deque, namedtuple
 from collections.abc import Iterator
 from pathlib import Path
@@ -338,6 +340,83 @@ def test_stdio_tests(sandbox: Sandbox) -> None:
     assert [o.passed for o in report.outcomes] == [True, True, False, False]
     assert report.status == FAILED and report.error == "expected output '6\\n', got '5  \\n\\n'"
     assert report.outcomes[3].error.startswith("exit code 1: ValueError")
+
+
+# -- what makes the pool fast ----------------------------------------------------------------------------------
+
+
+def test_report_channel_over_the_output_limit(sandbox: Sandbox) -> None:
+    result = _run(sandbox, "import os\nos.write(3, b'x' * 100_000)\n")
+    assert result.output_limit_exceeded and not result.ok and not result.timed_out
+
+
+def test_patches_are_undone_before_every_test(sandbox: Sandbox) -> None:
+    # Names replaced, added and deleted, in builtins and a preloaded module, at import and during a test.
+    program = (
+        "import builtins, math\n"
+        "def patch():\n    builtins.cipo_extra = 1\n    del builtins.sorted\n    math.pi = 3\n    return 0\n"
+        "patch()\n"
+    )
+    tests = AssertTests(
+        tests=(
+            "assert not hasattr(builtins, 'cipo_extra') and builtins.sorted([2, 1]) == [1, 2]",
+            "assert patch() == 0",
+            "assert not hasattr(builtins, 'cipo_extra') and hasattr(builtins, 'sorted') and math.pi > 3.1",
+        ),
+        setup="import builtins, math",
+    )
+    report = run_tests(program, tests, sandbox)
+    assert report.passed, report
+
+
+def test_jobs_larger_than_the_pipe_are_not_queued_ahead(sandbox: Sandbox) -> None:
+    big = "# " + "x" * (1536 << 10) + "\nprint('ok')\n"  # over the 1 MiB pipe to the supervisor
+    results = sandbox.run_many([ExecutionRequest(big)] * 3 + [ExecutionRequest("print('small')")] * 3)
+    assert [result.stdout for result in results] == ["ok\n"] * 3 + ["small\n"] * 3
+
+
+def test_batch_survives_a_supervisor_killed_in_the_middle() -> None:
+    sandbox = _start("bwrap" if not unavailable_reason(IsolationLevel.BWRAP) else "namespaces")
+    try:
+        victim = sandbox._workers[0]._process
+        assert victim is not None
+        requests = [ExecutionRequest(f"import time\ntime.sleep(0.3)\nprint({i})") for i in range(8)]
+        killer = threading.Timer(0.5, os.killpg, (victim.pid, signal.SIGKILL))
+        killer.start()
+        results = sandbox.run_many(requests)
+        killer.join()
+        # The job the supervisor was running ran again on its successor; the one queued behind it was resent.
+        assert [result.stdout for result in results] == [f"{i}\n" for i in range(8)]
+        assert victim.poll() is not None and sandbox._workers[0].alive
+    finally:
+        sandbox.close()
+
+
+def test_dict_version_tags_see_every_change() -> None:
+    mapping: dict[str, int] = {}
+    readers = _harness._version_readers([mapping])
+    assert readers is not None  # CPython: restore_environment takes its fast path
+    seen = [readers[0].value]
+    for change in (lambda: mapping.update(a=1), lambda: mapping.pop("a"), lambda: mapping.setdefault("b", 2)):
+        change()
+        seen.append(readers[0].value)
+    _ = mapping.get("b"), list(mapping.items()), dict(mapping)  # reading changes nothing
+    assert len(set(seen)) == len(seen) and readers[0].value == seen[-1]
+
+
+def test_code_cache_compiles_once_and_keeps_errors() -> None:
+    cache = _harness.CodeCache(max_chars=40)
+    first = cache.code("assert 1 == 1", "t.py", True)
+    assert cache.code("assert 1 == 1", "t.py", True) is first and cache.compiled == 1
+    with pytest.raises(SyntaxError):
+        cache.code("assert (", "t.py", True)
+    with pytest.raises(SyntaxError):  # the same error again, not a second compile
+        cache.code("assert (", "t.py", True)
+    assert cache.compiled == 2
+    cache.code("x = 1  # " + "y" * 40, "u.py", False)  # over max_chars: the oldest entries go
+    assert cache.code("assert 1 == 1", "t.py", True) is not first and cache.compiled == 4
+    job = {"mode": "assert", "prelude": "p = 1", "setup": "s = 1", "units": ["assert p == s"]}
+    assert _harness.precompile(job, cache) and not _harness.precompile(job, cache)
 
 
 # -- pure helpers -----------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cipo.rewards.code import parse_tests
-from cipo.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, run_tests
+from cipo.sandbox import ExecutionRequest, Sandbox, SandboxConfig, SandboxUnavailable, run_tests
 from cipo.sandbox.isolation import IsolationLevel, unavailable_reason
 
 MARK = "cipoevil"
@@ -27,7 +27,9 @@ RENAME = f"import ctypes\nctypes.CDLL(None).prctl(15, b'{MARK}', 0, 0, 0)\n"
 ADD_TESTS = {"style": "assert", "tests": ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]}
 TOLERANCE_TESTS = {"style": "assert", "tests": ["assert abs(add(1, 2) - 3) < 1e-9"]}
 ISCLOSE_TESTS = {"style": "assert", "tests": ["assert math.isclose(add(1, 2), 3)"], "setup": "import math"}
-NOT_ISOLATED_AT_RLIMITS = "the rlimits level has no private network or file system (README.md, Security model)"
+NOT_ISOLATED_AT_RLIMITS = (
+    "the rlimits level has no private network or file system (README.md, Security model)"
+)
 SAME_USER_AT_RLIMITS = (
     "at the rlimits level without root, programs run as this user and can touch its processes and files"
 )
@@ -156,6 +158,15 @@ ATTACKS = {
         "import os, signal\ndef add(a, b):\n    os.kill(os.getpid(), signal.SIGKILL)\n    return a + b\n"
     ),
     "recursion_bomb": Attack("def add(a, b):\n    return add(a, b)\n"),
+    # The report channel is a file (read after the run): flooding it, or rewriting it from the start.
+    "channel_flood": Attack(
+        'import os\nwhile True:\n    os.write(3, b\'{"s": "x", "i": 0, "ok": true}\\n\' * 4096)\n'
+    ),
+    "channel_rewritten_from_start": Attack(
+        "import json, os\ndef add(a, b):\n    os.lseek(3, 0, os.SEEK_SET)\n    os.ftruncate(3, 0)\n"
+        "    for i in range(2):\n        os.write(3, (json.dumps({'s': 'guess', 'i': i, 'ok': True}) + '\\n').encode())\n"
+        "    return 0\n"
+    ),
 }
 
 
@@ -212,6 +223,29 @@ def test_honest_program_passes(sandbox: Sandbox) -> None:
     # The control: the same tests and limits do let a correct program through.
     report = run_tests("def add(a, b):\n    return a + b\n", parse_tests(ADD_TESTS), sandbox)
     assert report.passed, report
+
+
+TAMPER_WITH_CACHED_TESTS = """
+import sys
+frame = sys._getframe()
+while frame is not None and "cache" not in frame.f_locals:
+    frame = frame.f_back
+if frame is not None:
+    cache = frame.f_locals["cache"]
+    cache._entries = {key: compile("pass", "x", "exec") for key in cache._entries}
+def add(a, b):
+    return 0
+"""
+
+
+def test_cached_tests_cannot_be_changed_for_later_runs(sandbox: Sandbox) -> None:
+    # A supervisor compiles each problem's tests once, for all its runs. A run that rewrites them (by walking
+    # the harness's frames, which README.md says can fake that run's own verdict) changes only its own copy.
+    tests = parse_tests(ADD_TESTS)
+    tampered = [run_tests(TAMPER_WITH_CACHED_TESTS, tests, sandbox) for _ in range(4)]  # both workers
+    assert all(report.passed for report in tampered)  # the documented limit: its own verdict is faked
+    later = [run_tests("def add(a, b):\n    return 0\n", tests, sandbox) for _ in range(4)]
+    assert [report.fraction for report in later] == [0.0] * 4
 
 
 def test_sandbox_keeps_working_after_attacks(sandbox: Sandbox) -> None:
@@ -308,7 +342,5 @@ def test_files_do_not_persist_between_runs(sandbox: Sandbox) -> None:
     assert all(result.stdout.split() == ["False"] * len(places) for result in results), results
 
 
-def _request(program: str):  # noqa: ANN202 - tiny helper
-    from cipo.sandbox import ExecutionRequest
-
+def _request(program: str) -> ExecutionRequest:
     return ExecutionRequest(program)

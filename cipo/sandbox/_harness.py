@@ -416,22 +416,25 @@ class CodeCache:
     """
 
     def __init__(self, max_chars: int = CODE_CACHE_CHARS) -> None:
-        self._entries: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
+        # Oldest first, evicted first: a lookup writes nothing (every write in the supervisor costs a page fault
+        # after a fork).
+        self._entries: dict[tuple[str, str, bool], Any] = {}
         self._chars = 0
         self.max_chars = max_chars
+        self.compiled = 0  # sources compiled so far
 
     def code(self, source: str, filename: str, guarded: bool) -> Any:
         """The code object (or raise the compile error) of ``source``, compiled now if it is not cached."""
-        found = self._lookup(source, filename, guarded)
+        found = self.entry(source, filename, guarded)
         if isinstance(found, BaseException):
             raise found
         return found
 
-    def _lookup(self, source: str, filename: str, guarded: bool) -> Any:
+    def entry(self, source: str, filename: str, guarded: bool) -> Any:
+        """The code object or the compile error of ``source``, compiled now if it is not cached."""
         key = (source, filename, guarded)
         found = self._entries.get(key)
         if found is not None:
-            self._entries.move_to_end(key)
             return found
         compile_code: Callable[[str, str], Any] = compile_test if guarded else _compile_plain
         try:
@@ -440,24 +443,29 @@ class CodeCache:
                 found = compile_code(source, filename)
         except Exception as error:  # SyntaxError, RecursionError, ValueError (null bytes)...
             found = error.with_traceback(None)
+        self.compiled += 1
         self._entries[key] = found
         self._chars += len(source)
         while self._chars > self.max_chars and len(self._entries) > 1:
-            (old_source, _, _), _ = self._entries.popitem(last=False)
-            self._chars -= len(old_source)
+            oldest = next(iter(self._entries))
+            del self._entries[oldest]
+            self._chars -= len(oldest[0])
         return found
 
 
-def precompile(job: dict[str, Any], cache: CodeCache) -> None:
-    """Compile the trusted test code of ``job`` into ``cache`` (in the supervisor, before the fork)."""
+def precompile(job: dict[str, Any], cache: CodeCache) -> bool:
+    """Compile the trusted test code of ``job`` into ``cache`` (in the supervisor, before the fork); True if
+    something was not cached yet."""
     if job.get("mode") != "assert":
-        return
+        return False
+    compiled = cache.compiled
     if job.get("prelude"):
-        cache._lookup(job["prelude"], "<prelude>", False)
+        cache.entry(job["prelude"], "<prelude>", False)
     if job.get("setup"):
-        cache._lookup(job["setup"], "<test setup>", True)
+        cache.entry(job["setup"], "<test setup>", True)
     for index, source in enumerate(job.get("units") or ()):
-        cache._lookup(source, f"test_{index}.py", True)
+        cache.entry(source, f"test_{index}.py", True)
+    return cache.compiled != compiled
 
 
 # ---------------------------------------------------------------------------------------------------------------

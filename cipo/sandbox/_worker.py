@@ -456,13 +456,14 @@ class Supervisor:
         channel_fd = os.memfd_create("channel", 0)
         pipes = {name: os.pipe() for name in ("stdout", "stderr")}
         nproc = self._process_limit(limits["processes"])
+        # Built before the fork: what the supervisor writes while the child lives costs it copied pages.
+        capture = _Capture({name: read for name, (read, _) in pipes.items()}, limits["output_bytes"])
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
             self._child(job, workdir, stdin_fd, [*(write for _, write in pipes.values()), channel_fd], nproc)
         for fd in (stdin_fd, *(write for _, write in pipes.values())):
             os.close(fd)
-        capture = _Capture({name: read for name, (read, _) in pipes.items()}, limits["output_bytes"])
         status, timed_out = self._wait(pid, capture, started + limits["timeout_s"])
         duration = time.monotonic() - started
         clean = self._kill_everything()
@@ -483,9 +484,9 @@ class Supervisor:
     def _prepare(self, job: dict[str, Any]) -> None:
         """Compile the job's test code here, once per supervisor, so that every child inherits it; then freeze
         what that allocated (the children's garbage collector leaves it alone, no page copied for it)."""
-        _harness.precompile(job, self.code_cache)
-        _harness.settle_environment()
-        gc.freeze()
+        if _harness.precompile(job, self.code_cache):
+            _harness.settle_environment()
+            gc.freeze()
 
     def _new_workdir(self) -> str:
         self.runs += 1
