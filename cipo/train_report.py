@@ -45,9 +45,8 @@ PLOTS = (  # file, title, y label, y limits (None: fit the data), the metrics dr
 LINE_STYLES = ("-", "--", "-.", ":")  # equal curves (two rates at 0) stay visible one over the other
 METRICS = {**REWARD, **CORRECTION_RATES, **REPLAY, **TABLE_ONLY}
 MAX_TABLE_ROWS = 20
-SMOOTH_ABOVE = (
-    20  # points; longer series get a moving average over the raw line (not the replay ratio: a state)
-)
+# Series longer than this many points get a moving average over the raw line (not the replay ratio: a state).
+SMOOTH_ABOVE = 20
 TRAINING_FIELDS = (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations",
     "max_completion_length", "max_steps", "num_train_epochs", "beta", "loss_type", "seed", "report_to",
@@ -110,7 +109,11 @@ def load_run(output_dir: str | Path) -> Run:
 
 def series(history: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of one metric over the logged steps that carry it."""
-    points = [(entry["step"], float(entry[key])) for entry in history if entry.get(key) is not None]
+    points = [
+        (entry["step"], float(entry[key]))
+        for entry in history
+        if "step" in entry and entry.get(key) is not None
+    ]
     return [step for step, _ in points], [value for _, value in points]
 
 
@@ -173,7 +176,7 @@ def metrics_section(run: Run, written: dict[str, str]) -> list[str]:
     lines = ["## Metrics over steps", ""]
     rows = []
     for key, label in METRICS.items():
-        steps, values = series(run.history, key)
+        values = series(run.history, key)[1]
         if values:
             rows.append([label, f"`{key}`", str(len(values)), number(values[0]), number(values[-1]),
                          number(sum(values) / len(values)), number(min(values)), number(max(values))])  # fmt: skip
@@ -252,6 +255,9 @@ def time_section(run: Run) -> list[str]:
     if closing:
         lines.append(f"- training loop: {closing['train_runtime']:.1f} s, "
                      f"{number(closing.get('train_steps_per_second', float('nan')))} steps/s")  # fmt: skip
+    else:
+        lines.append("- the training loop has no closing log entry (`train_runtime`): it did not finish, or this "
+                     "checkpoint was saved before the end")  # fmt: skip
     step_times = series(run.history, "step_time")[1]
     if step_times:
         lines.append(

@@ -62,6 +62,7 @@ def test_newest_checkpoint_is_read_when_training_did_not_finish(tmp_path: Path) 
     assert run.state_path == tmp_path / "checkpoint-12" / STATE_FILE
     text = write_report(tmp_path).read_text()
     assert "read from `checkpoint-12/trainer_state.json`" in text and "steps: 12 of 10" in text
+    assert "did not finish" in text  # no closing train_runtime entry in this history
     # summary row of the reward: 12 logged steps, first 0.1, last 1.2
     assert "| mean rollout reward | `reward` | 12 | 0.1 | 1.2 |" in text
 
