@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cipo.core.code_feedback import DEFAULT_CODE_INSTRUCTION
-from cipo.lab.tasks import check_hard_levels, draw_split, endless_problems, split_counts, train_levels
+from cipo.lab.tasks import (
+    check_hard_levels,
+    draw_split,
+    endless_problems,
+    hard_tail_text,
+    split_counts,
+    train_levels,
+)
 from cipo.rewards.code import code_reward
 
 if TYPE_CHECKING:
@@ -200,12 +207,13 @@ class CodeTask:
         return problem.text
 
     def describe(self, task: dict) -> str:
-        shapes = ", ".join(f"`{LEVELS[level].template.format(a='a', b='b')}`" for level in task["levels"])
+        levels = (*task["levels"], *(task.get("hard_levels") or ()))
+        shapes = ", ".join(f"`{LEVELS[level].template.format(a='a', b='b')}`" for level in levels)
         return (
             f"write a Python function from its values at {', '.join(map(str, SHOWN_INPUTS))} (shapes {shapes}, "
             f"levels {', '.join(str(x) for x in task['levels'])}), as a fenced python block; graded by "
             f"`cipo.rewards.code.code_reward` in the sandbox on the shown and {len(HIDDEN_INPUTS)} hidden inputs. "
-            "Test and training problems (shape and constants) are disjoint."
+            "Test and training problems (shape and constants) are disjoint." + hard_tail_text(task)
         )
 
 

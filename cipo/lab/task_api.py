@@ -87,7 +87,7 @@ class MathTask:
         return (
             f"chains of additions and subtractions (levels {', '.join(str(x) for x in task['levels'])}), solved one "
             "operation per line and answered in `\\boxed{}`; graded by `cipo.rewards.math.math_reward`. Test and "
-            "training problems are disjoint."
+            "training problems are disjoint." + tasks.hard_tail_text(task)
         )
 
 

@@ -242,6 +242,15 @@ def endless_problems(
             yield problem
 
 
+def hard_tail_text(task: dict) -> str:
+    """The report's sentence on the hard tail (absent from reports written before there was one)."""
+    levels, count = task.get("hard_levels") or (), task.get("hard_test_size", 0)
+    if not levels or not count:
+        return ""
+    return (f" Hard tail: {count} held-out problems of level(s) {', '.join(map(str, levels))}, also in the RL "
+            "problems but never in the warm start's data.")
+
+
 def train_levels(config: TaskConfig, stream: str) -> tuple[int, ...]:
     """The levels of a training stream: the RL stream (``rl``) adds the hard tail, the warm start's does not."""
     return (*config.levels, *config.hard_levels) if stream == "rl" else config.levels
