@@ -5,42 +5,21 @@
     python benchmarks/train_throughput.py --correction_micro_batch 4 --set use_vllm=true --set vllm_mode=colocate
 
 Both runs use ``CIPOTrainer`` in this process, first with ``use_correction=False`` (plain GRPO), then with
-corrections, for ``--warmup`` + ``--steps`` optimizer steps each; warm-up steps are dropped and every figure is
-the median over the measured steps. Sections are timed by wrapping the trainer's own methods on the instance:
+corrections, ``--warmup`` + ``--steps`` optimizer steps each; figures are medians over the measured steps. The
+trainer's methods are wrapped on the instance (``GRPOTrainer._compute_loss`` for this trainer only, to time the
+two loss calls of ``CIPOTrainer._compute_loss`` apart); the time rows partition the step. CIPO machinery is
+CIPO's ``_generate_and_score_completions`` from ``_select_anchors`` on, minus the correction tokens' generation
+and log-probs (selection, prompt building, the corrections' rewards, the parent's bookkeeping on them,
+advantages, stats and replay), plus CIPO's ``_prepare_inputs`` beyond cutting the originals (stratified
+chunking) and ``CIPOTrainer._compute_loss`` outside the two loss calls. The two sets are trained apart at their
+own padding: a forward pre-hook counts the positions the training forwards compute (``input_ids.numel()`` under
+grad), checked against the trained rows x (prompt + completion width) of the batch each was generated in.
 
-* generation: ``_generate`` outside corrections; correction generation: ``_generate`` inside
-  ``_correction_generation`` (its calls per step are counted: CIPO batches corrections into one call);
-* reward: ``_calculate_rewards``; log-probs: ``_get_per_token_logps_and_entropies`` under ``no_grad``
-  (old/ref log-probs; none with the default single-iteration, beta=0 settings);
-* optimization: the step minus ``_generate_and_score_completions`` (forward, backward, optimizer step);
-* CIPO machinery, measured inside the CIPO steps, is two things. (a) What CIPO's
-  ``_generate_and_score_completions`` does after the parent's step, from ``_select_anchors`` to the return,
-  minus the correction tokens' generation and log-probs: selection, prompt building (``_correction_inputs``),
-  extra scoring (rewards of the corrections), correction bookkeeping (the parent's padding, metrics and logs on
-  the correction rows, the metric diversion), advantages, batch assembly (``concat_batches``) and the rest
-  (stats, replay update). (b) Assembly padding: appending the correction rows re-pads every row to the widest
-  prompt and completion of the merged batch, so the training forward can compute positions that neither batch
-  needs on its own. A forward pre-hook counts the positions the training forward computes; those beyond the two
-  batches at their own widths are priced at the step's optimization time per position (an estimate: linear in
-  positions, while attention is not).
-
-``machinery_overhead`` is (GRPO step + machinery) / GRPO step; the budget is 1.05. The issue's other route,
-(CIPO step - correction generation - correction training) / GRPO step with correction training = CIPO
-optimization - GRPO optimization, is printed too, but it subtracts medians of two different runs: their
-rollouts diverge after the first update (different lengths, different numbers of EOS), and on a shared machine
-two medians of a few steps easily differ by more than the 5% being measured; it also books the assembly padding
-as correction training. The direct figure has neither problem, so it is the headline; both are in the JSON.
-
-On CPU the run uses one torch thread by default (``--threads``): on a shared 2-core machine, two threads per
-process made generation 5-10x slower and far noisier than one.
-
-Peak memory: CPU resident-set high-water (``VmHWM``), reset before each run by writing 5 to
-``/proc/self/clear_refs`` where the kernel allows it (else it is the process's lifetime peak, marked "not
-reset"); the allocator keeps memory freed by the first run, so the second run's peak starts from a higher
-floor: compare the "over start" rows. On CUDA, ``torch.cuda.max_memory_allocated`` reset between runs.
-
-The last line printed is one JSON object (device, per-step medians, ratios, ``machinery_overhead``,
-``step_time_ratio``) for scripts.
+``machinery_overhead`` = (GRPO step + machinery) / GRPO step, budget 1.05; ``step_time_ratio`` = CIPO step /
+GRPO step. One torch thread on CPU by default (``--threads``: two made generation 5-10x slower on a shared
+2-core box). Peak memory: RSS high-water (``VmHWM``) reset per run via ``/proc/self/clear_refs`` where allowed
+(compare "over start": the second run inherits allocator pools); on CUDA ``max_memory_allocated``. The last
+line printed is one JSON object for scripts. docs/cost.md explains every row.
 """
 
 from __future__ import annotations
@@ -74,8 +53,12 @@ class SectionClock:
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
         self.in_correction = False
+        self.generated_corrections: Any = None  # the corrections batch the last generation returned
+        self.corrections_in_loss: Any = None  # the corrections batch of the micro-batch being trained
+        self.widths: dict[str, int] = {}  # per-row positions of the originals ("") and corrections, as generated
         self.sections: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        self.totals: Counter[str] = Counter()  # counters over the whole run, warm-up included
         self.tail_start: float | None = None
         self.step_start = 0.0
         self.records: list[dict[str, float]] = []
@@ -90,11 +73,11 @@ class SectionClock:
     def begin_step(self) -> None:
         self.sections.clear()
         self.counts.clear()
-        self.tail_start = None
-        self.step_start = self.now()
+        self.tail_start, self.step_start = None, self.now()
 
     def end_step(self) -> None:
         step = self.now() - self.step_start
+        self.totals.update(self.counts)
         self.records.append(derive_step({"step": step, **self.sections, **self.counts}))
 
     def timed(self, func: Callable, name: str, correction_name: str | None = None) -> Callable:
@@ -110,26 +93,36 @@ class SectionClock:
         return wrapper
 
 
-def instrument(trainer: Any, clock: SectionClock) -> Callable[[], None]:
-    """Wrap the trainer's step pieces on the instance (and ``cipo.trainer.concat_batches``); returns an undo."""
+def width(batch: dict[str, Any]) -> int:
+    """Positions per row of a forward over the batch at its own padding: prompt + completion width."""
+    return batch["prompt_ids"].size(1) + batch["completion_ids"].size(1)
+
+
+@contextlib.contextmanager
+def instrument(trainer: Any, clock: SectionClock) -> Iterator[None]:
+    """Wrap the trainer's step pieces on the instance; for the block, also the module's chunking and the
+    parent's loss (for this trainer only) and a forward pre-hook on the model."""
+    from trl import GRPOTrainer
+
     import cipo.trainer as trainer_module
 
     _wrap_generation_and_scoring(trainer, clock)
     _wrap_cipo_pieces(trainer, clock)
-    _wrap_training(trainer, clock)
-    concat = trainer_module.concat_batches
-    trainer_module.concat_batches = _measured_concat(concat, clock)
+    parent_loss, chunks = GRPOTrainer.__dict__["_compute_loss"], trainer_module._shuffled_chunks
+    GRPOTrainer._compute_loss = _wrap_training(trainer, clock, parent_loss)
+    trainer_module._shuffled_chunks = _timed_chunks(chunks, clock)
     hook = trainer.model.register_forward_pre_hook(_position_counter(clock), with_kwargs=True)
-
-    def undo() -> None:
-        trainer_module.concat_batches = concat
+    try:
+        yield
+    finally:
+        GRPOTrainer._compute_loss, trainer_module._shuffled_chunks = parent_loss, chunks
         hook.remove()
-
-    return undo
 
 
 def _wrap_generation_and_scoring(trainer: Any, clock: SectionClock) -> None:
     import torch
+
+    from cipo.trainer import CORRECTIONS
 
     generate = trainer._generate
 
@@ -152,18 +145,22 @@ def _wrap_generation_and_scoring(trainer: Any, clock: SectionClock) -> None:
     def timed_generate_and_score(inputs: list) -> Any:
         start = clock.now()
         try:
-            return generate_and_score(inputs)
+            batch = generate_and_score(inputs)
         finally:
             end = clock.now()
             clock.sections["generate_and_score"] += end - start
             if clock.tail_start is not None:
                 clock.sections["cipo_tail"] += end - clock.tail_start
                 clock.tail_start = None
+        corrections = clock.generated_corrections = batch.get(CORRECTIONS)
+        clock.widths = {"": width(batch), "correction_": width(corrections) if corrections else 0}
+        return batch
 
     trainer._generate = clock.timed(counted_generate, "generation", "correction_generation")
     trainer._calculate_rewards = clock.timed(trainer._calculate_rewards, "reward", "extra_scoring")
     trainer._get_per_token_logps_and_entropies = scoring_logps
     trainer._generate_and_score_completions = timed_generate_and_score
+    trainer._prepare_inputs = clock.timed(trainer._prepare_inputs, "prepare_inputs")
 
 
 def _wrap_cipo_pieces(trainer: Any, clock: SectionClock) -> None:
@@ -192,30 +189,48 @@ def _wrap_cipo_pieces(trainer: Any, clock: SectionClock) -> None:
     trainer._correction_generation = timed_correction_generation
 
 
-def _wrap_training(trainer: Any, clock: SectionClock) -> None:
-    compute_loss = trainer.compute_loss
+def _wrap_training(trainer: Any, clock: SectionClock, parent_loss: Callable) -> Callable:
+    """Time CIPO's ``_compute_loss`` on the instance; returns the parent's loss, timed per set, for the class."""
+    from cipo.trainer import CORRECTIONS
 
-    def counted_compute_loss(model: Any, inputs: dict, *args: Any, **kwargs: Any) -> Any:
+    cipo_loss = clock.timed(trainer._compute_loss, "loss_total")
+
+    def marked_cipo_loss(model: Any, inputs: dict) -> Any:
+        clock.corrections_in_loss = inputs.get(CORRECTIONS)  # the object CIPO passes to the parent's loss
+        return cipo_loss(model, inputs)
+
+    def measured_parent_loss(self: Any, model: Any, inputs: dict) -> Any:
+        if self is not trainer:
+            return parent_loss(self, model, inputs)
+        prefix = "correction_" if inputs is clock.corrections_in_loss else ""
         mask = inputs["completion_mask"]
         if inputs.get("tool_mask") is not None:
             mask = mask * inputs["tool_mask"]
-        clock.counts["trained_tokens"] += int(mask.sum())
-        return compute_loss(model, inputs, *args, **kwargs)
+        clock.counts[f"{prefix}trained_tokens"] += int(mask.sum())
+        clock.counts["batch_positions"] += inputs["prompt_ids"].size(0) * clock.widths[prefix]
+        start = clock.now()
+        try:
+            return parent_loss(self, model, inputs)
+        finally:
+            clock.sections[f"{prefix}loss_forward"] += clock.now() - start
 
-    trainer.compute_loss = counted_compute_loss
+    trainer._compute_loss = marked_cipo_loss
+    return measured_parent_loss
 
 
-def _measured_concat(concat: Callable, clock: SectionClock) -> Callable:
-    timed_concat = clock.timed(concat, "batch_assembly")
+def _timed_chunks(chunks: Callable, clock: SectionClock) -> Callable:
+    """Time CIPO's ``_shuffled_chunks`` on the originals (GRPO cuts its batch the same way) and count its calls."""
 
-    def positions(batch: dict) -> int:
-        return batch["prompt_ids"].size(0) * (batch["prompt_ids"].size(1) + batch["completion_ids"].size(1))
+    def timed(batch: dict, count: int) -> list[dict]:
+        clock.counts["cipo_chunk_calls"] += 1
+        start = clock.now()
+        try:
+            return chunks(batch, count)
+        finally:
+            if batch is not clock.generated_corrections:
+                clock.sections["originals_chunking"] += clock.now() - start
 
-    def measured_concat(first: dict, second: dict, *args: Any, **kwargs: Any) -> dict:
-        clock.counts["separate_positions"] += positions(first) + positions(second)
-        return timed_concat(first, second, *args, **kwargs)
-
-    return measured_concat
+    return timed
 
 
 def _position_counter(clock: SectionClock) -> Callable:
@@ -229,48 +244,52 @@ def _position_counter(clock: SectionClock) -> Callable:
     return count
 
 
+# Raw sections and counters reported as they are (seconds, or counts per step).
+AS_MEASURED = (
+    "generation", "correction_generation", "reward", "logprobs", "correction_logprobs", "loss_forward",
+    "correction_loss_forward", "selection", "prompt_building", "extra_scoring", "advantages", "generate_calls",
+    "correction_generate_calls", "correction_generated_tokens", "correction_trained_tokens", "trained_positions",
+    "batch_positions",
+)  # fmt: skip
+
+
 def derive_step(raw: dict[str, float]) -> dict[str, float]:
-    """Per-step figures from raw section times (all in seconds) and counters."""
+    """Per-step figures from raw section times (seconds) and counters; the time rows partition the step."""
     get = raw.get
-    optimization = raw["step"] - get("generate_and_score", 0.0)
-    trained_positions = get("trained_positions", 0)
-    # Positions the training forward computes beyond what the two batches cost at their own widths: the
-    # padding that appending long correction prompts adds to the original rows (and vice versa).
-    padding_positions = max(trained_positions - get("separate_positions", 0), 0) if get("separate_positions") else 0
-    padding_time = optimization * padding_positions / trained_positions if trained_positions else 0.0
+    figures = {"step": raw["step"], **{key: get(key, 0.0) for key in AS_MEASURED}}
+    buffering = get("prepare_inputs", 0.0) - get("generate_and_score", 0.0)  # shuffle, cut into micro-batches
+    # In CIPO's own _prepare_inputs, everything beyond cutting the originals is CIPO's; the parent's is GRPO's.
+    chunking = max(buffering - get("originals_chunking", 0.0), 0.0) if get("cipo_chunk_calls") else 0.0
+    if get("correction_loss_forward"):
+        loss_bookkeeping = max(get("loss_total", 0.0) - get("loss_forward") - get("correction_loss_forward"), 0.0)
+    else:  # no corrections in the micro-batch: CIPO's _compute_loss only passes it to the parent
+        loss_bookkeeping, figures["loss_forward"] = 0.0, get("loss_total", 0.0)
+    figures["backward_and_step"] = max(raw["step"] - get("prepare_inputs", 0.0) - get("loss_total", 0.0), 0.0)
+    figures["optimization"] = figures["loss_forward"] + figures["correction_loss_forward"] + figures["backward_and_step"]
     correction_tokens = get("correction_generation", 0.0) + get("correction_logprobs", 0.0)
-    machinery = max(get("cipo_tail", 0.0) - correction_tokens, 0.0) + padding_time
     bookkeeping = get("correction_phase", 0.0) - correction_tokens - get("extra_scoring", 0.0)
-    named = {
-        "selection": get("selection", 0.0),
-        "prompt_building": get("prompt_building", 0.0),
-        "extra_scoring": get("extra_scoring", 0.0),
-        "correction_bookkeeping": max(bookkeeping, 0.0),
-        "advantages": get("advantages", 0.0),
-        "batch_assembly": get("batch_assembly", 0.0),
-        "assembly_padding": padding_time,
-    }
-    named["other_machinery"] = max(machinery - sum(named.values()), 0.0)
+    figures["correction_bookkeeping"] = max(bookkeeping, 0.0)
+    named = ("selection", "prompt_building", "extra_scoring", "correction_bookkeeping", "advantages")
+    tail = max(get("cipo_tail", 0.0) - correction_tokens, 0.0)
+    figures["other_machinery"] = max(tail - sum(figures[key] for key in named), 0.0)
+    figures["stratified_chunking"], figures["loss_bookkeeping"] = chunking, loss_bookkeeping
+    figures["machinery"] = sum(figures[key] for key in (*named, "other_machinery")) + chunking + loss_bookkeeping
     originals = get("generation", 0.0) + get("reward", 0.0) + get("logprobs", 0.0)
-    return {
-        "step": raw["step"],
-        "generation": get("generation", 0.0),
-        "correction_generation": get("correction_generation", 0.0),
-        "reward": get("reward", 0.0),
-        "logprobs": get("logprobs", 0.0),
-        "correction_logprobs": get("correction_logprobs", 0.0),
-        "optimization": optimization,
-        "grpo_other": max(get("generate_and_score", 0.0) - get("cipo_tail", 0.0) - originals, 0.0),
-        "machinery": machinery,
-        **named,
-        "generate_calls": get("generate_calls", 0),
-        "correction_generate_calls": get("correction_generate_calls", 0),
-        "generated_tokens": get("generated_tokens", 0) + get("correction_generated_tokens", 0),
-        "correction_generated_tokens": get("correction_generated_tokens", 0),
-        "trained_tokens": get("trained_tokens", 0),
-        "trained_positions": trained_positions,
-        "padding_positions": padding_positions,
-    }
+    parent_rest = get("generate_and_score", 0.0) - get("cipo_tail", 0.0) - originals
+    figures["grpo_other"] = max(parent_rest + buffering - chunking, 0.0)
+    figures["generated_tokens"] = get("generated_tokens", 0) + get("correction_generated_tokens", 0)
+    figures["trained_tokens"] = get("trained_tokens", 0) + get("correction_trained_tokens", 0)
+    return figures
+
+
+def positions_check(totals: Counter) -> tuple[bool, str]:
+    """Whether the training forwards computed exactly the positions of the trained rows at their sets' widths."""
+    trained, expected = totals["trained_positions"], totals["batch_positions"]
+    return trained == expected, (
+        f"training forwards computed {trained} positions over the run; the trained rows at the widths their "
+        f"batch (originals or corrections) was generated with hold {expected}: "
+        f"{'match' if trained == expected else 'MISMATCH'}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- memory
@@ -290,36 +309,27 @@ def reset_peak_memory(cuda: bool) -> bool:
 
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
+    with contextlib.suppress(OSError):
+        return Path("/proc/self/clear_refs").write_text("5") > 0
+    return False
 
 
 def peak_memory(cuda: bool) -> dict[str, float | None]:
     import resource
 
-    hwm_kib = _proc_status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result: dict[str, float | None] = {"rss_peak_mib": hwm_kib / 1024, "gpu_peak_mib": None}
-    if cuda:
-        import torch
+    import torch
 
-        result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    return result
+    hwm_kib = _proc_status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"rss_peak_mib": hwm_kib / 1024, "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
 
 
 # ----------------------------------------------------------------------------------------------- runs
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     import yaml
 
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        overrides[key] = yaml.safe_load(value)
-    return overrides
+    if bad := [pair for pair in pairs if "=" not in pair]:
+        raise SystemExit(f"--set expects key=value, got {bad[0]!r}")
+    return {key: yaml.safe_load(value) for key, _, value in (pair.partition("=") for pair in pairs)}
 
 
 def make_config(args: argparse.Namespace, output_dir: str, use_correction: bool, cuda: bool) -> Any:
@@ -328,17 +338,14 @@ def make_config(args: argparse.Namespace, output_dir: str, use_correction: bool,
     from cipo.config import CIPOConfig
 
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    settings = dict(
+    names = ("correction_num_generations", "correction_anchor_fraction", "correction_micro_batch", "num_generations")
+    names += ("max_completion_length", "learning_rate", "seed")
+    settings = {name: getattr(args, name) for name in names}
+    settings.update(
         output_dir=output_dir,
         use_correction=use_correction,
-        correction_num_generations=args.correction_num_generations,
-        correction_anchor_fraction=args.correction_anchor_fraction,
-        correction_micro_batch=args.correction_micro_batch,
         per_device_train_batch_size=args.batch_size,
-        num_generations=args.num_generations,
-        max_completion_length=args.max_completion_length,
         max_steps=args.warmup + args.steps,
-        learning_rate=args.learning_rate,
         logging_steps=args.warmup + args.steps,
         save_strategy="no",
         report_to=[],
@@ -346,7 +353,6 @@ def make_config(args: argparse.Namespace, output_dir: str, use_correction: bool,
         use_cpu=not cuda,
         bf16=bf16,  # TRL's default is bf16=True, which on CPU means slow bf16 autocast
         model_init_kwargs={"dtype": "bfloat16"} if bf16 else None,
-        seed=args.seed,
     )
     settings.update(parse_overrides(args.set))
     return CIPOConfig(**settings)
@@ -380,24 +386,18 @@ def run_once(args: argparse.Namespace, model: str, dataset: Any, use_correction:
         )
         for printer in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(printer)
-        undo = instrument(trainer, clock)
         rss_reset = reset_peak_memory(cuda)
         rss_start = (_proc_status_kib("VmRSS") or 0) / 1024
-        try:
+        with instrument(trainer, clock):
             trainer.train()
-        finally:
-            undo()
         memory = peak_memory(cuda)
         del trainer
     gc.collect()
     return {
         "steps": clock.records[args.warmup :],
+        "positions": positions_check(clock.totals),
         "memory": {**memory, "rss_start_mib": rss_start, "rss_reset": rss_reset},
     }
-
-
-def medians(records: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(record[key] for record in records) for key in records[0]}
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -408,7 +408,10 @@ ROWS = (
     ("reward", "  reward", "s"),
     ("logprobs", "  old/ref log-probs (no grad)", "s"),
     ("correction_logprobs", "  correction log-probs (no grad)", "s"),
-    ("optimization", "  optimization (fwd+bwd+opt)", "s"),
+    ("optimization", "  optimization", "s"),
+    ("loss_forward", "    loss forward, originals", "s"),
+    ("correction_loss_forward", "    loss forward, corrections", "s"),
+    ("backward_and_step", "    backward + optimizer (joint)", "s"),
     ("grpo_other", "  GRPO bookkeeping", "s"),
     ("machinery", "  CIPO machinery", "s"),
     ("selection", "    selection", "s"),
@@ -416,17 +419,19 @@ ROWS = (
     ("extra_scoring", "    extra scoring (rewards)", "s"),
     ("correction_bookkeeping", "    correction bookkeeping", "s"),
     ("advantages", "    advantages", "s"),
-    ("batch_assembly", "    batch assembly", "s"),
-    ("assembly_padding", "    assembly padding (est.)", "s"),
     ("other_machinery", "    other (stats, replay)", "s"),
+    ("stratified_chunking", "    stratified chunking", "s"),
+    ("loss_bookkeeping", "    loss bookkeeping", "s"),
     ("generate_calls", "_generate calls / step", "n"),
     ("correction_generate_calls", "  of them for corrections", "n"),
     ("generated_tokens", "generated tokens / step", "n"),
+    ("correction_generated_tokens", "  of them corrections", "n"),
     ("gen_tok_s", "generated tokens / s", "r"),
     ("trained_tokens", "trained (loss) tokens / step", "n"),
+    ("correction_trained_tokens", "  of them corrections", "n"),
     ("train_tok_s", "trained tokens / s", "r"),
     ("trained_positions", "training forward positions / step", "n"),
-    ("padding_positions", "  padding from batch assembly", "n"),
+    ("batch_positions", "  trained rows at own widths", "n"),
     ("rss_peak_mib", "peak RSS (MiB)", "m"),
     ("rss_over_start_mib", "  over start of run (MiB)", "m"),
     ("gpu_peak_mib", "peak GPU allocated (MiB)", "m"),
@@ -434,40 +439,33 @@ ROWS = (
 
 
 def summarize(run: dict) -> dict[str, float | None]:
-    figures: dict[str, float | None] = dict(medians(run["steps"]))
-    step = figures["step"]
-    figures["gen_tok_s"] = figures["generated_tokens"] / step
-    figures["train_tok_s"] = figures["trained_tokens"] / step
+    steps = run["steps"]
+    figures = {key: statistics.median(record[key] for record in steps) for key in steps[0]}
     memory = run["memory"]
-    figures["rss_peak_mib"] = memory["rss_peak_mib"]
-    figures["rss_over_start_mib"] = memory["rss_peak_mib"] - memory["rss_start_mib"]
-    figures["gpu_peak_mib"] = memory["gpu_peak_mib"]
-    return figures
+    return {
+        **figures,
+        "gen_tok_s": figures["generated_tokens"] / figures["step"],
+        "train_tok_s": figures["trained_tokens"] / figures["step"],
+        "rss_peak_mib": memory["rss_peak_mib"],
+        "rss_over_start_mib": memory["rss_peak_mib"] - memory["rss_start_mib"],
+        "gpu_peak_mib": memory["gpu_peak_mib"],
+    }
 
 
 def _cell(value: float | None, kind: str) -> str:
     if value is None:
         return "-"
-    if kind == "s":
-        return f"{value * 1000:.1f} ms"
-    if kind == "n":
-        return f"{value:g}"
-    return f"{value:,.0f}"
+    return f"{value * 1000:.1f} ms" if kind == "s" else f"{value:g}" if kind == "n" else f"{value:,.0f}"
 
 
 def _ratio(cipo: float | None, grpo: float | None) -> str:
-    if cipo is None or grpo is None:
+    if cipo is None or grpo is None or grpo == cipo == 0:
         return "-"
-    if grpo == 0:
-        return "-" if cipo == 0 else "new"
-    return f"{cipo / grpo:.3f}"
+    return "new" if grpo == 0 else f"{cipo / grpo:.3f}"
 
 
 def overheads(grpo: dict, cipo: dict) -> dict[str, float]:
-    direct = 1 + cipo["machinery"] / grpo["step"]
-    correction_training = cipo["optimization"] - grpo["optimization"]
-    without = cipo["step"] - cipo["correction_generation"] - cipo["correction_logprobs"] - correction_training
-    return {"direct": direct, "subtraction": without / grpo["step"], "step_ratio": cipo["step"] / grpo["step"]}
+    return {"direct": 1 + cipo["machinery"] / grpo["step"], "step_ratio": cipo["step"] / grpo["step"]}
 
 
 def print_report(header: str, grpo: dict, cipo: dict, notes: list[str]) -> dict[str, float]:
@@ -476,14 +474,7 @@ def print_report(header: str, grpo: dict, cipo: dict, notes: list[str]) -> dict[
     for key, label, kind in ROWS:
         print(f"{label:34} {_cell(grpo[key], kind):>12} {_cell(cipo[key], kind):>12} {_ratio(cipo[key], grpo[key]):>10}")
     result = overheads(grpo, cipo)
-    print(
-        f"machinery overhead, direct:      (GRPO step + machinery) / GRPO step = {result['direct']:.3f} "
-        f"(budget {BUDGET})"
-    )
-    print(
-        "machinery overhead, subtraction: (CIPO step - corr. generation - corr. training) / GRPO step = "
-        f"{result['subtraction']:.3f}"
-    )
+    print(f"machinery overhead: (GRPO step + machinery) / GRPO step = {result['direct']:.3f} (budget {BUDGET})")
     print(f"step time ratio CIPO/GRPO = {result['step_ratio']:.3f}")
     for note in notes:
         print(f"note: {note}")
@@ -509,18 +500,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prompt_column", default="prompt")
     parser.add_argument("--answer_column", default="answer", help="'none' for datasets without one")
     parser.add_argument("--reward_funcs", nargs="+", default=["math"])
-    parser.add_argument("--hidden_size", type=int, default=128, help="tiny model only")
-    parser.add_argument("--layers", type=int, default=4, help="tiny model only")
-    parser.add_argument("--steps", type=int, default=8, help="measured steps per run")
-    parser.add_argument("--warmup", type=int, default=1, help="steps dropped before measuring")
-    parser.add_argument("--batch_size", type=int, default=16, help="per_device_train_batch_size")
-    parser.add_argument("--num_generations", type=int, default=4)
-    parser.add_argument("--max_completion_length", type=int, default=32)
-    parser.add_argument("--correction_num_generations", type=int, default=4)
+    for name, default, help_text in (
+        ("hidden_size", 128, "tiny model only"), ("layers", 4, "tiny model only"),
+        ("steps", 8, "measured steps per run"), ("warmup", 1, "steps dropped before measuring"),
+        ("batch_size", 16, "per_device_train_batch_size"), ("num_generations", 4, None),
+        ("max_completion_length", 32, None), ("correction_num_generations", 4, None),
+        ("correction_micro_batch", None, None), ("seed", 0, None),
+    ):  # fmt: skip
+        parser.add_argument(f"--{name}", type=int, default=default, help=help_text)
     parser.add_argument("--correction_anchor_fraction", type=float, default=0.125)
-    parser.add_argument("--correction_micro_batch", type=int, default=None)
     parser.add_argument("--learning_rate", type=float, default=1e-4)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu", action="store_true", help="stay on CPU even when CUDA is available")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1: stable on a shared machine; 0: torch default)"
@@ -533,13 +522,9 @@ def load_dataset_for(args: argparse.Namespace) -> Any:
     from cipo.data import DataArguments, load_train_dataset
 
     answer = None if args.answer_column.lower() == "none" else args.answer_column
-    data_args = DataArguments(
-        dataset_name=args.dataset,
-        prompt_column=args.prompt_column,
-        answer_column=answer,
-        reward_funcs=args.reward_funcs,
+    return load_train_dataset(
+        DataArguments(args.dataset, prompt_column=args.prompt_column, answer_column=answer, reward_funcs=args.reward_funcs)
     )
-    return load_train_dataset(data_args)
 
 
 def quiet_libraries() -> None:
@@ -564,8 +549,8 @@ def describe(args: argparse.Namespace, cuda: bool, model_label: str, loads: tupl
     )
 
 
-def run_notes(cipo_run: dict, cipo: dict) -> list[str]:
-    notes = []
+def run_notes(grpo_run: dict, cipo_run: dict, cipo: dict) -> list[str]:
+    notes = [f"{name}: {run['positions'][1]}" for name, run in (("GRPO", grpo_run), ("CIPO", cipo_run))]
     if not cipo_run["memory"]["rss_reset"]:
         notes.append("the RSS high-water mark could not be reset: peaks are the process's lifetime peak")
     if cipo["correction_generate_calls"] != 1:
@@ -595,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         cipo_run = run_once(args, model, dataset, use_correction=True, cuda=cuda)
     grpo, cipo = summarize(grpo_run), summarize(cipo_run)
     loads = (load_start, os.getloadavg()[0])
-    result = print_report(describe(args, cuda, model_label, loads), grpo, cipo, run_notes(cipo_run, cipo))
+    result = print_report(describe(args, cuda, model_label, loads), grpo, cipo, run_notes(grpo_run, cipo_run, cipo))
     summary = {
         "device": device_name(cuda),
         "model": model_label,
@@ -604,12 +589,11 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "load_average": [round(load, 2) for load in loads],
         "machinery_overhead": round(result["direct"], 4),
-        "machinery_overhead_subtraction": round(result["subtraction"], 4),
         "step_time_ratio": round(result["step_ratio"], 4),
         "within_budget": result["direct"] <= BUDGET,
+        "positions_match": grpo_run["positions"][0] and cipo_run["positions"][0],
         "correction_generate_calls_per_step": cipo["correction_generate_calls"],
-        "grpo": {key: _round(value) for key, value in grpo.items()},
-        "cipo": {key: _round(value) for key, value in cipo.items()},
+        **{name: {key: _round(value) for key, value in run.items()} for name, run in (("grpo", grpo), ("cipo", cipo))},
         "wall_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(summary), flush=True)
