@@ -76,6 +76,30 @@ def test_report_can_be_rebuilt(runs):
     assert "## Results" in (run_dir / "report.md").read_text()
 
 
+def test_report_has_the_claims_table_from_stored_per_problem_results(runs):
+    (run_dir, metrics), _, _ = runs
+    evaluation = metrics["runs"][0]["cipo"]["eval"]
+    assert len(evaluation["correct_counts"]) == len(evaluation["correction_counts"]) == metrics["test_problems"]
+    assert metrics["test_problems"] == 4 + 2  # tiny: base problems and the hard tail
+    assert {row["claim"] for row in metrics["claims"]} == {"C1", "C2", "C3"}
+    assert all(row["verdict"] == "undecided" for row in metrics["claims"])  # one seed decides nothing
+    report = (run_dir / "report.md").read_text()
+    assert "## Claims" in report and "## Ablations" not in report and metrics["ablation"] == []
+
+
+@pytest.mark.slow
+def test_ablate_trains_every_variant_and_writes_the_table(tmp_path):
+    from cipo.lab.ablation import GRPO_VARIANT, VARIANTS
+
+    assert main(["--preset", "tiny", "--ablate", "--output-dir", str(tmp_path / "out"), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-progress"]) == 0
+    (run_dir,) = (tmp_path / "out").glob("lab-*")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert list(metrics["runs"][0]["ablations"]) == list(VARIANTS)
+    assert [row["variant"] for row in metrics["ablation"]] == [GRPO_VARIANT, *VARIANTS]
+    assert "## Ablations" in (run_dir / "report.md").read_text()
+
+
 def test_overrides_and_presets():
     config = quick()
     apply_override(config, "rl.steps=7")
@@ -111,4 +135,5 @@ def test_quick_warm_start_is_in_the_target_band():
     model, tokenizer = load_model(path)
     evaluation = evaluate(model, tokenizer, make_test_split(config.task), config.eval, show_progress=False)
     assert 0.15 <= evaluation.pass_at_k[1] <= 0.6
+    assert evaluation.pass_at_k[64] <= 0.9  # the hard tail: some problems no sample solves
     assert evaluation.correction["wrong_to_right"] > 0.2

@@ -1,6 +1,6 @@
 """``cipo lab``: GRPO against CIPO on a synthetic task with a tiny model, on a CPU, with a report.
 
-    cipo lab                      # the quick preset (about 10 minutes on two cores)
+    cipo lab                      # the quick preset, one seed (intervals, but no verdict: use --seeds 5)
     cipo lab --seeds 3            # three seeds, mean and spread
     cipo lab --task code          # program synthesis, graded in the sandbox
     cipo lab --seeds 5 --ablate   # and CIPO with each part switched off, one table vs full CIPO

@@ -170,8 +170,8 @@ def summary(metrics: dict) -> str:
     )
     lines.append(
         f"- CIPO's pass@1 is above same-step GRPO's in {wins} of {len(metrics['runs'])} seed(s). "
-        "The interval resamples test problems (paired), so it covers evaluation noise, not training noise: "
-        "only the spread over seeds speaks to the latter."
+        "These per-seed intervals resample test problems (paired), so they cover evaluation noise only; the "
+        "claims table below covers training noise as well."
     )
     return "\n".join(line for line in lines if line)
 
