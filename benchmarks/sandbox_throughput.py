@@ -16,7 +16,7 @@ sandbox (a new sandbox and interpreter per run, ``fresh_sandbox_per_run``); ``--
 time went, per program, read from /proc. Usage::
 
     python benchmarks/sandbox_throughput.py [--workload humaneval] [--runs 1000] [--rounds 3]
-        [--levels bwrap namespaces rlimits] [--naive-runs 0] [--profile]
+        [--levels bwrap namespaces rlimits] [--naive-runs 0] [--profile] [--limit 0]
 """
 
 from __future__ import annotations
@@ -183,6 +183,25 @@ def bare_round(programs: list[Program], workers: int, tally: Tally) -> None:
     tally.runs += len(programs)
 
 
+FLOOR_SCRIPT = """
+import json, sys, time
+scripts = json.load(sys.stdin)
+started = time.process_time()
+for script in scripts:
+    exec(compile(script, "<program>", "exec"), {"__name__": "__cipo_floor__"})
+print(time.process_time() - started)
+"""
+
+
+def floor_ms(programs: list[Program]) -> float:
+    """CPU ms per program of the tests themselves: every program in one warm interpreter, unsandboxed."""
+    scripts = json.dumps([program.script for program in programs])
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", FLOOR_SCRIPT], input=scripts, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout) * 1e3 / len(programs)
+
+
 def naive_rate(level: str, workers: int, programs: list[Program]) -> float:
     config = SandboxConfig(isolation=level, workers=workers, timeout_s=60, fresh_sandbox_per_run=True)
     tally = Tally()
@@ -232,9 +251,11 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", default=["bwrap", "namespaces"], help="isolation levels")
     parser.add_argument("--naive-runs", type=int, default=0, help="runs with a new sandbox each (0: skip)")
     parser.add_argument("--profile", action="store_true", help="CPU time and page faults per program")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N programs of the set (0: all)")
     args = parser.parse_args()
 
     source, programs = load_workload(args.workload)
+    programs = programs[: args.limit or None]
     print(f"workload: {source} ({len(programs)} programs), {args.workers} runs in parallel")
     print(f"bare: a fresh `{Path(sys.executable).name} -I -c program+tests` per program, no isolation\n")
     header = (
@@ -251,6 +272,9 @@ def main() -> None:
             measure_level(level, args, programs)
         except SandboxUnavailable as error:
             print(f"{level:<11} unavailable: {error}")
+    print(
+        f"\nfloor: the tests' own run time, every program in one interpreter: {floor_ms(programs):.2f} CPU ms each"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -124,3 +127,18 @@ def test_mutated_solutions_fail(shared_benchmarks: Path) -> None:
     survivors = [name for name, report in zip(names, reports, strict=True) if report.passed]
     assert survivors == []
     assert all(report.fraction < 1.0 for report in reports)
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_prints_pool_bare_and_ratio(shared_benchmarks: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "sandbox_throughput.py"
+    command = [sys.executable, str(script), "--limit", "8", "--runs", "16", "--rounds", "1"]
+    output = subprocess.run(
+        [*command, "--levels", "rlimits", "--profile"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "HumanEval canonical solutions (8 programs)" in output
+    row = re.search(r"^rlimits\s+16\s+([\d.]+)\s+8\s+([\d.]+)\s+([\d.]+)x", output, re.MULTILINE)
+    assert row is not None, output
+    pool, bare, ratio = map(float, row.groups())
+    assert abs(pool / bare - ratio) <= 0.06 * ratio + 0.05  # the ratio is of the rates printed beside it
+    assert "per program, CPU ms (minor page faults)" in output
