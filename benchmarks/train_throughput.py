@@ -64,7 +64,7 @@ class SectionClock:
         self.records: list[dict[str, float]] = []
 
     def now(self) -> float:
-        if self.cuda:
+        if self.cuda:  # kernels run asynchronously: wait for them before reading the clock
             import torch
 
             torch.cuda.synchronize()
@@ -144,14 +144,12 @@ def _wrap_generation_and_scoring(trainer: Any, clock: SectionClock) -> None:
 
     def timed_generate_and_score(inputs: list) -> Any:
         start = clock.now()
-        try:
-            batch = generate_and_score(inputs)
-        finally:
-            end = clock.now()
-            clock.sections["generate_and_score"] += end - start
-            if clock.tail_start is not None:
-                clock.sections["cipo_tail"] += end - clock.tail_start
-                clock.tail_start = None
+        batch = generate_and_score(inputs)
+        end = clock.now()
+        clock.sections["generate_and_score"] += end - start
+        if clock.tail_start is not None:
+            clock.sections["cipo_tail"] += end - clock.tail_start
+            clock.tail_start = None
         corrections = clock.generated_corrections = batch.get(CORRECTIONS)
         clock.widths = {"": width(batch), "correction_": width(corrections) if corrections else 0}
         return batch
@@ -209,10 +207,9 @@ def _wrap_training(trainer: Any, clock: SectionClock, parent_loss: Callable) -> 
         clock.counts[f"{prefix}trained_tokens"] += int(mask.sum())
         clock.counts["batch_positions"] += inputs["prompt_ids"].size(0) * clock.widths[prefix]
         start = clock.now()
-        try:
-            return parent_loss(self, model, inputs)
-        finally:
-            clock.sections[f"{prefix}loss_forward"] += clock.now() - start
+        loss = parent_loss(self, model, inputs)
+        clock.sections[f"{prefix}loss_forward"] += clock.now() - start
+        return loss
 
     trainer._compute_loss = marked_cipo_loss
     return measured_parent_loss
@@ -224,11 +221,10 @@ def _timed_chunks(chunks: Callable, clock: SectionClock) -> Callable:
     def timed(batch: dict, count: int) -> list[dict]:
         clock.counts["cipo_chunk_calls"] += 1
         start = clock.now()
-        try:
-            return chunks(batch, count)
-        finally:
-            if batch is not clock.generated_corrections:
-                clock.sections["originals_chunking"] += clock.now() - start
+        parts = chunks(batch, count)
+        if batch is not clock.generated_corrections:
+            clock.sections["originals_chunking"] += clock.now() - start
+        return parts
 
     return timed
 
@@ -531,8 +527,8 @@ def quiet_libraries() -> None:
     import datasets
     import transformers
 
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
+    for category in (FutureWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     datasets.disable_progress_bars()
@@ -553,8 +549,7 @@ def run_notes(grpo_run: dict, cipo_run: dict, cipo: dict) -> list[str]:
     notes = [f"{name}: {run['positions'][1]}" for name, run in (("GRPO", grpo_run), ("CIPO", cipo_run))]
     if not cipo_run["memory"]["rss_reset"]:
         notes.append("the RSS high-water mark could not be reset: peaks are the process's lifetime peak")
-    if cipo["correction_generate_calls"] != 1:
-        calls = cipo["correction_generate_calls"]
+    if not 0 < (calls := cipo["correction_generate_calls"]) <= 1:  # below 1 when num_iterations > 1
         notes.append(f"correction _generate calls per step = {calls:g}, expected 1 (0: no anchors were selected)")
     return notes
 
