@@ -1,30 +1,38 @@
-"""Throughput of the math verifier (cipo.rewards.math): answers scored per second.
+"""Throughput of the math verifier (cipo.rewards.math) next to raw math-verify, on the same completions.
 
-Three workloads, each scored in TRL-sized batches by a fresh MathVerifier:
+"ours" is a MathVerifier (fast path, worker processes with hard deadlines, per-batch de-duplication, result
+cache) scoring TRL-sized batches; its workers are started before the clock runs (a training run starts them once).
+"raw" is single-process math-verify as its README shows it: ``verify(parse(gold), parse(completion))`` per
+completion, with its default settings and SIGALRM timeouts, no cache. Workloads:
 
-- fast path:   pairs the fast path settles (exact gold, or a different integer): no worker is ever used;
-- math-verify: every pair goes to the workers (fast path off): half correct, half another row's gold;
-- mix:         a GRPO-like mix: exact answers, equivalent rewrites, wrong answers, missing answers.
+- mix:         GRPO-like groups of 8 completions per gold, each with its own reasoning prose: correct boxed
+               answers, "The final answer is $X$. I hope it is correct.", equivalent rewrites, wrong answers,
+               thinking blocks, answers with no conclusion;
+- symbolic:    the same kinds of completions for non-integer golds only (fractions, roots, sets, intervals...):
+               nearly everything needs math-verify;
+- adversarial: runaway generations, unclosed boxes, huge powers and random bytes mixed into the mix.
 
-"cold" is the first pass of a fresh verifier (it includes starting the worker processes), "warm" a second pass
-over different pairs drawn from the same golds. Golds come from MATH-500 when the shared benchmark folder is
-present, else from a small synthetic generator.
+Golds come from MATH-500 when the shared benchmark folder is present, else from a small synthetic generator.
 
-    python benchmarks/math_verifier_throughput.py --n 1000 --workers 2
+    python benchmarks/math_verifier_throughput.py --n 400 --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cipo.rewards.math import MathVerifier, extract_answer, fast_compare, gold_candidates
+from cipo.rewards.math import MathVerifier
+from cipo.rewards.math_text import gold_as_latex
 
 MATH500 = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "math500.test.jsonl"
+INTEGER = re.compile(r"-?\d+")
 
 Pairs = tuple[list[str], list[str]]  # (completions, golds)
 
@@ -39,134 +47,158 @@ def load_golds(seed: int) -> tuple[list[str], str]:
 def synthetic_golds(rng: random.Random, count: int) -> list[str]:
     makers = [
         lambda: str(rng.randint(-50, 2000)),
+        lambda: str(rng.randint(1, 99)),
         lambda: f"\\frac{{{rng.randint(1, 40)}}}{{{rng.randint(41, 90)}}}",
         lambda: f"{rng.randint(2, 9)}\\sqrt{{{rng.choice([2, 3, 5, 6, 7])}}}",
-        lambda: f"x^2+{rng.randint(1, 9)}x+{rng.randint(1, 9)}",
         lambda: f"({rng.randint(-9, 0)},{rng.randint(1, 9)})",
     ]
     return [rng.choice(makers)() for _ in range(count)]
 
 
-def as_completion(answer: str) -> str:
-    return f"Let me work through this carefully.\nSo the final result is \\boxed{{{answer}}}."
+def reasoning(rng: random.Random) -> str:
+    """A few sentences of varied working: every completion's text is different, as in a real rollout."""
+    a, b, c = rng.randint(2, 99), rng.randint(2, 99), rng.randint(2, 9)
+    sentences = [
+        f"First, note that ${a} + {b} = {a + b}$.",
+        f"Multiplying by {c} gives ${c} \\cdot {a} = {c * a}$.",
+        f"Let $x$ be the unknown, so $x^2 - {a}x + {b} = 0$ has discriminant ${a * a - 4 * b}$.",
+        f"We check the case $n = {c}$ separately.",
+        f"The remaining {b} cases are symmetric, so we only count one of them.",
+        f"Dividing, $\\frac{{{a * c}}}{{{c}}} = {a}$.",
+    ]
+    return " ".join(rng.sample(sentences, rng.randint(2, 5)))
 
 
-def equivalent_rewrite(gold: str) -> str | None:
-    """A correct answer in another form that only math-verify recognizes (integers only: x = 2x/2)."""
-    if gold.lstrip("-").isdigit():
-        return f"\\frac{{{2 * int(gold)}}}{{2}}"
-    return None
+def equivalent_rewrite(gold: str) -> str:
+    """The gold in another form only math-verify recognizes (integers: 2x/2; others: unchanged)."""
+    return f"\\frac{{{2 * int(gold)}}}{{2}}" if INTEGER.fullmatch(gold) else gold
 
 
-def fast_path_pairs(golds: Sequence[str], n: int, rng: random.Random) -> Pairs:
-    integer_golds = [gold for gold in golds if gold.lstrip("-").isdigit()]
-    completions, answers = [], []
-    while len(completions) < n:
-        gold = rng.choice(golds)
-        wrong = rng.choice(integer_golds) if gold.lstrip("-").isdigit() else gold
-        prediction = gold if rng.random() < 0.5 else wrong
-        if fast_compare(gold_candidates(gold), prediction) is not None:
-            completions.append(as_completion(prediction))
-            answers.append(gold)
-    return completions, answers
-
-
-def math_verify_pairs(golds: Sequence[str], n: int, rng: random.Random) -> Pairs:
-    completions, answers = [], []
-    for _ in range(n):
-        gold = rng.choice(golds)
-        prediction = gold if rng.random() < 0.5 else rng.choice(golds)
-        completions.append(as_completion(prediction))
-        answers.append(gold)
-    return completions, answers
+def completion(gold: str, wrong: str, rng: random.Random) -> str:
+    draw = rng.random()
+    working = reasoning(rng)
+    if draw < 0.40:
+        return f"{working}\nTherefore the answer is $\\boxed{{{gold}}}$."
+    if draw < 0.50:
+        return f"{working}\nFinal Answer: The final answer is ${gold}$. I hope it is correct."
+    if draw < 0.60:
+        return f"{working}\nSo we get \\boxed{{{equivalent_rewrite(gold)}}}."
+    if draw < 0.85:
+        return f"{working}\nHence the answer is \\boxed{{{wrong}}}."
+    if draw < 0.92:
+        return f"<think>{working} Maybe {wrong}? Let me recheck.</think>\nThe answer is $\\boxed{{{gold}}}$."
+    return f"{working} I am not sure how to finish this problem"
 
 
 def mixed_pairs(golds: Sequence[str], n: int, rng: random.Random, group_size: int = 8) -> Pairs:
-    """Groups of completions per prompt, as GRPO samples them."""
+    """Groups of completions per gold, as GRPO samples them; wrong answers are other rows' golds."""
     completions, answers = [], []
     while len(completions) < n:
         gold = rng.choice(golds)
         for _ in range(group_size):
-            draw = rng.random()
-            if draw < 0.45:
-                completion = as_completion(gold)
-            elif draw < 0.60:
-                completion = as_completion(equivalent_rewrite(gold) or gold)
-            elif draw < 0.90:
-                completion = as_completion(rng.choice(golds))
-            else:
-                completion = "I am not sure how to finish this problem"
-            completions.append(completion)
+            completions.append(completion(gold, rng.choice(golds), rng))
             answers.append(gold)
     return completions[:n], answers[:n]
 
 
-def answers_per_second(verifier: MathVerifier, pairs: Pairs, batch_size: int) -> float:
+def symbolic_pairs(golds: Sequence[str], n: int, rng: random.Random) -> Pairs:
+    symbolic = [gold for gold in golds if not INTEGER.fullmatch(gold)] or list(golds)
+    return mixed_pairs(symbolic, n, rng)
+
+
+def adversarial_pairs(golds: Sequence[str], n: int, rng: random.Random) -> Pairs:
+    completions, answers = mixed_pairs(golds, n, rng)
+    nasty = [
+        "\\boxed{" * 3000 + "1",
+        "the answer is " + "9" * 20_000,
+        "\\boxed{" + "x^{" * 200 + "2" + "}" * 200 + "}",
+        "\\boxed{10^{10^{10^{10}}}}",
+        "\\boxed{" + "(x+1)" * 300 + "}",
+        bytes(rng.randrange(256) for _ in range(4000)).decode("utf-8", errors="replace"),
+    ]
+    for index in range(0, n, 10):
+        completions[index] = nasty[(index // 10) % len(nasty)]
+    return completions, answers
+
+
+def ours_scores(verifier: MathVerifier, pairs: Pairs, batch_size: int) -> list[float]:
     completions, golds = pairs
-    started = time.perf_counter()
+    scores: list[float] = []
     for start in range(0, len(completions), batch_size):
-        verifier.score(completions[start : start + batch_size], golds[start : start + batch_size])
-    return len(completions) / (time.perf_counter() - started)
+        scores += verifier.score(completions[start : start + batch_size], golds[start : start + batch_size])
+    return scores
 
 
-def share_needing_math_verify(pairs: Pairs, use_fast_path: bool) -> float:
-    """Share of pairs the fast path cannot settle (before de-duplication and caching)."""
-    if not use_fast_path:
-        return 1.0
-    completions, golds = pairs
-    unsettled = 0
-    for completion, gold in zip(completions, golds, strict=True):
-        prediction = extract_answer(completion)
-        unsettled += bool(prediction) and fast_compare(gold_candidates(gold), prediction) is None
-    return unsettled / len(completions)
+def raw_score(text: str, gold: str) -> float:
+    from math_verify import parse, verify
 
-
-def pool_start_seconds(workers: int) -> float:
-    """Time for a fresh verifier to start its workers and answer one math-verify job."""
-    verifier = MathVerifier(num_workers=workers)
     try:
+        return 1.0 if verify(parse(gold_as_latex(gold)), parse(text)) else 0.0
+    except Exception:  # math-verify's own timeouts raise on some paths; the item scores 0
+        return 0.0
+
+
+def raw_scores(pairs: Pairs) -> tuple[list[float], float]:
+    """Raw math-verify's scores, and the slowest single item in seconds."""
+    scores, slowest = [], 0.0
+    for text, gold in zip(*pairs, strict=True):
         started = time.perf_counter()
-        verifier.score([as_completion("1+x")], ["x+1"])
-        return time.perf_counter() - started
-    finally:
-        verifier.close()
+        scores.append(raw_score(text, gold))
+        slowest = max(slowest, time.perf_counter() - started)
+    return scores, slowest
+
+
+def why_they_differ(pairs: Pairs, ours: list[float], raw: list[float]) -> str:
+    """Disagreements by cause: a completion with a thinking block (graded after it), or a hedge/timeout."""
+    thinking = other = 0
+    for text, score, raw_score_ in zip(pairs[0], ours, raw, strict=True):
+        if score != raw_score_:
+            thinking += "<think>" in text
+            other += "<think>" not in text
+    return f"{thinking} think, {other} other"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=1000, help="answers per workload and pass (default 1000)")
+    parser.add_argument("--n", type=int, default=400, help="completions per workload (default 400)")
     parser.add_argument("--workers", type=int, default=2, help="math-verify worker processes (default 2)")
     parser.add_argument("--batch", type=int, default=128, help="completions per score() call (default 128)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per math-verify job (default 5)")
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds per completion in ours (default 5)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # raw math-verify logs every failed parse
 
     golds, source = load_golds(args.seed)
-    workloads = {
-        "fast path": (fast_path_pairs, True),
-        "math-verify": (math_verify_pairs, False),
-        "mix": (mixed_pairs, True),
-    }
+    workloads = {"mix": mixed_pairs, "symbolic": symbolic_pairs, "adversarial": adversarial_pairs}
+    verifier = MathVerifier(timeout_s=args.timeout, num_workers=args.workers)
+    started = time.perf_counter()
+    verifier.score(["so \\boxed{1+x}"], ["x+1"])
     print(f"golds: {source} ({len(golds)}), n={args.n}, workers={args.workers}, batch={args.batch}")
-    print(f"worker pool start + first answer: {pool_start_seconds(args.workers):.2f} s\n")
-    print(
-        f"{'workload':<12} {'cold answers/s':>15} {'warm answers/s':>15} {'needs math-verify':>17} {'timeouts':>9}"
-    )
-    for name, (make_pairs, use_fast_path) in workloads.items():
-        cold_pairs = make_pairs(golds, args.n, random.Random(args.seed))
-        warm_pairs = make_pairs(golds, args.n, random.Random(args.seed + 1))
-        verifier = MathVerifier(timeout_s=args.timeout, num_workers=args.workers, use_fast_path=use_fast_path)
-        try:
-            cold = answers_per_second(verifier, cold_pairs, args.batch)
-            warm = answers_per_second(verifier, warm_pairs, args.batch)
-        finally:
-            verifier.close()
-        needs_math_verify = share_needing_math_verify(warm_pairs, use_fast_path)
-        print(
-            f"{name:<12} {cold:>15,.0f} {warm:>15,.0f} {needs_math_verify:>17.0%} {verifier.pool.timeouts:>9}"
-        )
+    print(f"worker pool start + first answer: {time.perf_counter() - started:.2f} s (not timed below)\n")
+    header = f"{'workload':<12} {'ours/s':>8} {'raw/s':>8} {'ratio':>6} {'ours=1':>7} {'raw=1':>6}"
+    print(f"{header} {'differ':>7} {'why':>18} {'timeouts':>8} {'slowest raw item':>17}")
+    try:
+        for index, (name, make_pairs) in enumerate(workloads.items()):
+            pairs = make_pairs(golds, args.n, random.Random(args.seed + index))
+            timeouts_before = verifier.pool.timeouts
+            started = time.perf_counter()
+            ours = ours_scores(verifier, pairs, args.batch)
+            ours_s = time.perf_counter() - started
+            started = time.perf_counter()
+            raw, slowest = raw_scores(pairs)
+            raw_s = time.perf_counter() - started
+            differ = sum(a != b for a, b in zip(ours, raw, strict=True))
+            print(
+                f"{name:<12} {args.n / ours_s:>8.1f} {args.n / raw_s:>8.1f} {raw_s / ours_s:>5.1f}x "
+                f"{sum(ours):>7.0f} {sum(raw):>6.0f} {differ:>7} {why_they_differ(pairs, ours, raw):>18} "
+                f"{verifier.pool.timeouts - timeouts_before:>8} {slowest:>16.2f}s"
+            )
+    finally:
+        verifier.close()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Tests for the math verifier (cipo.rewards.math): extraction, scoring, garbage, timeouts, real benchmark golds."""
+"""Tests for the math verifier (cipo.rewards.math): text helpers, fast path, hedging, thinking blocks, scoring,
+garbage, timeouts, real benchmark golds. Agreement with math-verify's own test cases: test_math_verify_suite.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,13 +22,16 @@ import pytest
 from cipo.rewards.math import (
     MathVerifier,
     extract_answer,
-    fast_compare,
+    fast_verdict,
     gold_candidates,
+    graded_text,
     last_boxed_content,
     math_reward,
+    math_reward_whole_text,
     normalize_answer,
     verify_with_math_verify,
 )
+from cipo.rewards.math_text import alternatives_offered, final_boxes, outer_boxed_contents
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 SLEEP_MARKER = "SLEEP_FOREVER"
@@ -38,9 +43,9 @@ def misbehave_on_marker(golds: tuple[str, ...], prediction: str) -> bool:
 
     Module-level so that the spawned worker can import it by name.
     """
-    if prediction == SLEEP_MARKER:
+    if SLEEP_MARKER in prediction:
         time.sleep(3600)
-    if prediction == CRASH_MARKER:
+    if CRASH_MARKER in prediction:
         os._exit(1)
     return verify_with_math_verify(golds, prediction)
 
@@ -176,19 +181,136 @@ def test_normalize_answer() -> None:
     assert normalize_answer("\\leftarrow") == "\\leftarrow"
 
 
-def test_fast_compare() -> None:
-    assert fast_compare(["27"], "27.0") is True
-    assert fast_compare(["27"], "28") is False  # two integers: settled without sympy
-    assert fast_compare(["0.5"], "0.50") is True
-    assert fast_compare(["0.5"], "0.49") is None  # unequal decimals: math-verify rounds, let it decide
-    assert fast_compare(["\\frac{1}{2}"], "0.5") is True  # simple fractions are exact values too
-    assert fast_compare(["\\frac{4}{2}"], "2") is True
-    assert fast_compare(["-\\frac{1}{2}"], "-1/2") is True
-    assert fast_compare(["\\frac{1}{2}"], "3") is False
-    assert fast_compare(["\\frac{1}{3}"], "0.333333") is None  # math-verify accepts this rounding
-    assert fast_compare(["\\frac{1}{0}"], "1") is None
-    assert fast_compare(["x+1"], "1+x") is None
-    assert fast_compare(["1"], "") is False
+def test_outer_boxed_contents() -> None:
+    assert outer_boxed_contents("\\boxed{1}, \\boxed{\\frac{1}{2}} and \\fbox{x}") == [
+        "1",
+        "\\frac{1}{2}",
+        "x",
+    ]
+    assert outer_boxed_contents("\\boxed{\\boxed{3}}") == ["\\boxed{3}"]  # nested boxes are one answer
+    assert outer_boxed_contents("\\boxed{4} but then \\boxed{") == ["4"]
+    assert outer_boxed_contents("\\boxed 5 and }{") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "think", "expected"),
+    [
+        ("<think>maybe \\boxed{5}</think> So \\boxed{6}", "after", " So \\boxed{6}"),
+        ("<think>a</think> b <think>c</think>d", "after", "d"),  # after the last block
+        ("<think>maybe \\boxed{5} and then the output was cut", "after", ""),  # never closed: no answer
+        ("no thinking \\boxed{5}", "after", "no thinking \\boxed{5}"),
+        (
+            "the answer as a percentage is 33.3%, so 33\n#### 1,033\n",
+            "after",
+            "\\boxed{1033}",
+        ),  # GSM8K format
+        ("#### 5\\nthen more", "after", "#### 5\\nthen more"),  # "####" counts only on the last line
+        ("<think>maybe \\boxed{5}</think>", "whole", "<think>maybe \\boxed{5}</think>"),
+    ],
+)
+def test_graded_text(text: str, think: str, expected: str) -> None:
+    assert graded_text(text, think) == expected
+
+
+def test_graded_text_rejects_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="think"):
+        graded_text("x", "inside")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("so \\boxed{5}", ["5"]),
+        ("\\boxed{5} and again \\boxed{ 5 }", ["5"]),  # the same answer twice
+        (", ".join(f"\\boxed{{{i}}}" for i in range(1, 4)), ["1", "2", "3"]),
+        ("\\boxed{200} then \\boxed{255}. Final Answer: The final answer is $10,455$.", []),  # intermediate
+        ("Final Answer: \\boxed{3} \\boxed{4}", ["3", "4"]),
+    ],
+)
+def test_final_boxes(text: str, expected: list[str]) -> None:
+    assert final_boxes(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the answer is 3 or 4 or 5", 3),
+        ("The answer is 3, 4, or 5.\n\nI hope this helps!", 3),  # the last sentence that holds a number
+        ("It is either 3 or 4", 2),
+        ("**Final Answer** \\boxed{4} or maybe 5", 2),
+        ("the answer is $x = 2$ or $x = -3$", 2),
+        ("the answer is 0.5, or 0.50", 1),  # one value restated
+        ("the answer is 1, 2, 3", 0),  # a list without "or" is one (set) answer
+        ("Only $\\boxed{49}$ leaves remainder 1 when divided by 2, 3, 4, or 6.", 0),  # a list in prose
+        ("if x = 3 or x = 4 we check both. Only x = 4 works. The answer is 4.", 0),  # an earlier sentence
+    ],
+)
+def test_alternatives_offered(text: str, expected: int) -> None:
+    assert alternatives_offered(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("golds", "text", "expected"),
+    [
+        (["27"], "so \\boxed{27}.", True),
+        (["27"], "so $\\boxed{-27}$.", False),
+        (["7"], "\\boxed{007}", True),
+        (["27", "28"], "\\boxed{28}", True),
+        (["1"], "  \n ", False),
+        (["1"], "\\boxed{1} or maybe \\boxed{2}", None),  # two boxes: math-verify reads them
+        (["1"], "The answer is \\boxed{1} or maybe 2", False),  # a hedge
+        (["32349"], "\\boxed{32, 349}", None),  # not an integer: math-verify decides (a set, so 0)
+        (["1000"], "\\boxed{1,000}", None),
+        (["27"], "\\boxed{27.0}", None),
+        (["27"], "\\boxed{27} Final answer: 28", None),  # "final answer" outranks a box in math-verify
+        (["27"], "\\fbox{27}", None),
+        (["27"], "\\boxed 27", None),
+        (["x+1"], "\\boxed{27}", None),
+        (["27"], "The answer is 27.", None),
+    ],
+)
+def test_fast_verdict(golds: list[str], text: str, expected: bool | None) -> None:
+    assert fast_verdict(golds, text) is expected
+
+
+def fast_path_corpus() -> list[tuple[tuple[str, ...], str]]:
+    rng = random.Random(1)
+    prose = [
+        "Let me compute.",
+        "We have $x^2 = 4$ so $x = 2$.",
+        "Therefore",
+        "The answer is",
+        "Answer:",
+        "So",
+    ]
+    jobs = []
+    for _ in range(150):
+        gold, answer = (
+            str(rng.randint(-30, 30)),
+            str(rng.choice([rng.randint(-30, 30), rng.randint(0, 10**6)])),
+        )
+        answer = rng.choice([answer, "0" + answer.lstrip("-")])
+        box = (
+            rng.choice(["\\boxed{%s}", "$\\boxed{%s}$", "$x = \\boxed{%s}$", "\\[ \\boxed{%s} \\]"]) % answer
+        )
+        text = (
+            " ".join(rng.sample(prose, 3))
+            + f" {box}"
+            + rng.choice(["", ".", " units.", " \\frac{1}{2}", " or 7"])
+        )
+        jobs.append(((gold,), text))
+    return jobs
+
+
+def test_fast_path_agrees_with_math_verify() -> None:
+    """Wherever the fast path decides, math-verify (in this process) decides the same."""
+    decided = [(golds, text, fast_verdict(golds, text)) for golds, text in fast_path_corpus()]
+    decided = [(golds, text, verdict) for golds, text, verdict in decided if verdict is not None]
+    assert len(decided) >= 100 and {verdict for *_, verdict in decided} == {True, False}
+    disagreements = [
+        (golds, text) for golds, text, verdict in decided if verify_with_math_verify(golds, text) != verdict
+    ]
+    assert not disagreements
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -224,6 +346,8 @@ def test_fast_compare() -> None:
         (["3", "5"], "3, 5", 1.0),  # ...or all of them
         (["3", "5"], "5", 0.0),
         (["$69$,$84$"], "84, 69", 1.0),
+        ("32349", "32, 349", 0.0),  # a list of two numbers, not a thousands separator
+        ("\\{1,2,3\\}", "1}, \\boxed{2}, \\boxed{3", 1.0),  # three boxes forming the set
     ],
 )
 def test_score_pairs(verifier: MathVerifier, gold: object, answer: str, expected: float) -> None:
@@ -263,11 +387,70 @@ def test_registry_finds_math_reward() -> None:
     from cipo.rewards import get_reward
 
     assert get_reward("math") is math_reward
+    assert get_reward("math_whole_text") is math_reward_whole_text
+
+
+@pytest.mark.parametrize(
+    ("gold", "completion", "expected"),
+    [
+        ("\\{1,2,3\\}", "So the solutions are \\boxed{1}, \\boxed{2}, \\boxed{3}.", 1.0),
+        ("k=45, n=2", "Thus \\boxed{k = 45} and \\boxed{n = 2}.", 1.0),
+        ("-2, 1", "The integers are \\boxed{-2} and \\boxed{1}.", 1.0),
+        ("2, -3", "the answer is $x = 2$ or $x = -3$", 1.0),  # "or" naming every element of a set gold
+        (
+            "10455",
+            "so \\boxed{255} and \\boxed{200}. Final Answer: The final answer is $10,455$. I hope",
+            1.0,
+        ),
+        ("50", ", ".join(f"\\boxed{{{i}}}" for i in range(1, 51)), 0.0),
+        ("50", " ".join(f"$\\boxed{{{i}}}$" for i in range(1, 51)), 0.0),  # math-verify alone: 1
+        ("3", "the answer is 3 or 4 or 5", 0.0),  # math-verify alone: 1
+        ("4", "It is either 3 or 4", 0.0),  # math-verify alone: 1
+        ("4", "So $x=\\boxed{3}$. Hmm, wait. So the answer is $\\boxed{4}$.", 0.0),  # math-verify alone: 1
+        ("4", "**Final Answer** \\boxed{4} or maybe 5", 0.0),
+        ("\\frac{5}{4}", "so $AB = \\boxed{\\frac{5}{4}}$, or $\\boxed{1.25}$.", 1.0),  # one value, two boxes
+    ],
+)
+def test_multiple_answers(verifier: MathVerifier, gold: str, completion: str, expected: float) -> None:
+    assert verifier.score([completion], [gold]) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("completion", "after", "whole"),
+    [
+        ("<think>It is \\boxed{5}.</think> The answer is \\boxed{5}.", 1.0, 1.0),
+        (
+            "<think>It is \\boxed{5}.</think> I could not decide.",
+            0.0,
+            1.0,
+        ),  # the answer only in the reasoning
+        ("<think>Maybe 5? Or 6.</think> The answer is $6$.", 0.0, 0.0),
+        ("<think>Long reasoning that ends in \\boxed{5} and is cut", 0.0, 1.0),  # never closed
+        ("No thinking block: \\boxed{5}", 1.0, 1.0),
+    ],
+)
+def test_thinking_blocks(verifier: MathVerifier, completion: str, after: float, whole: float) -> None:
+    assert verifier.score([completion], ["5"]) == [after]
+    whole_text = MathVerifier(think="whole")
+    whole_text.pool = verifier.pool
+    assert whole_text.score([completion], ["5"]) == [whole]
+
+
+def test_math_reward_whole_text_grades_the_reasoning() -> None:
+    completion = "<think>It is \\boxed{5}.</think>"
+    assert math_reward([completion], ["5"]) == [0.0]
+    assert math_reward_whole_text([completion], ["5"]) == [1.0]
+
+
+def test_unknown_think_mode_is_an_error() -> None:
+    with pytest.raises(ValueError, match="think"):
+        MathVerifier(think="inside")
 
 
 def test_fast_path_does_not_start_workers() -> None:
     verifier = MathVerifier()
-    assert verifier.score([boxed("27"), boxed("1,000"), "x"], [27.0, "1000", "y"]) == [1.0, 1.0, 0.0]
+    completions = [boxed("27"), boxed("28"), "", "<think>\\boxed{3}", "The answer is \\boxed{3} or maybe 4"]
+    assert verifier.score(completions, [27.0, 27, "1", 3, "3"]) == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert verifier.pool.worker_pids() == []
 
 
@@ -459,7 +642,9 @@ def test_reference_solutions_verify_against_their_golds(verifier: MathVerifier) 
 
 
 def gold_as_completion(gold: object) -> str:
-    return f"Let me work it out. The answer is \\boxed{{{gold_candidates(gold)[0]}}}"
+    """A completion that boxes the gold as a model would write it: no dollar signs inside the box."""
+    answer = re.sub(r"(?<!\\)\$", "", gold_candidates(gold)[0])
+    return f"Let me work it out. The answer is \\boxed{{{answer}}}"
 
 
 FAST_SETS = ["math500", "gsm8k", "aime24", "amc23"]

@@ -13,6 +13,7 @@ RewardFunc = Callable[..., list[float]]
 
 _REGISTRY: dict[str, RewardFunc | str] = {
     "math": "cipo.rewards.math:math_reward",
+    "math_whole_text": "cipo.rewards.math:math_reward_whole_text",  # grades <think> blocks too
     "code": "cipo.rewards.code:code_reward",
 }
 
