@@ -24,6 +24,7 @@ from cipo.sandbox import (
     SandboxUnavailable,
     StdioCase,
     StdioTests,
+    _environment,
     _harness,
     isolation,
     run_tests,
@@ -394,7 +395,7 @@ def test_batch_survives_a_supervisor_killed_in_the_middle() -> None:
 
 def test_dict_version_tags_see_every_change() -> None:
     mapping: dict[str, int] = {}
-    readers = _harness._version_readers([mapping])
+    readers = _environment._version_readers([mapping])
     assert readers is not None  # CPython: restore_environment takes its fast path
     seen = [readers[0].value]
     for change in (lambda: mapping.update(a=1), lambda: mapping.pop("a"), lambda: mapping.setdefault("b", 2)):

@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
+import _environment  # noqa: E402
 import _harness  # noqa: E402
 import _protocol  # noqa: E402
 from _namespaces import enter_namespaces  # noqa: E402
@@ -202,7 +203,7 @@ class Supervisor:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         if settings.get("preload"):
             _preload()
-        _harness.snapshot_environment()
+        _environment.snapshot_environment()
         gc.collect()
         gc.freeze()  # fewer copy-on-write page faults in the forked children
 
@@ -269,7 +270,7 @@ class Supervisor:
         """Compile the job's test code here, once per supervisor, so that every child inherits it; then freeze
         what that allocated (the children's garbage collector leaves it alone, no page copied for it)."""
         if _harness.precompile(job, self.code_cache):
-            _harness.settle_environment()
+            _environment.settle_environment()
             gc.freeze()
 
     def _new_workdir(self) -> str:
