@@ -7,7 +7,8 @@ completion, with its default settings and SIGALRM timeouts, no cache. Workloads:
 
 - mix:         GRPO-like groups of 8 completions per gold, each with its own reasoning prose: correct boxed
                answers, "The final answer is $X$. I hope it is correct.", equivalent rewrites, wrong answers,
-               thinking blocks, answers with no conclusion;
+               thinking blocks (some with the answer only inside them), a few hedges ("X or Y"), completions
+               with no conclusion;
 - symbolic:    the same kinds of completions for non-integer golds only (fractions, roots, sets, intervals...):
                nearly everything needs math-verify;
 - adversarial: runaway generations, unclosed boxes, huge powers and random bytes mixed into the mix.
@@ -85,8 +86,12 @@ def completion(gold: str, wrong: str, rng: random.Random) -> str:
         return f"{working}\nSo we get \\boxed{{{equivalent_rewrite(gold)}}}."
     if draw < 0.85:
         return f"{working}\nHence the answer is \\boxed{{{wrong}}}."
-    if draw < 0.92:
+    if draw < 0.90:
         return f"<think>{working} Maybe {wrong}? Let me recheck.</think>\nThe answer is $\\boxed{{{gold}}}$."
+    if draw < 0.92:  # the answer only inside the reasoning: the output was cut before the conclusion
+        return f"<think>{working} So it is \\boxed{{{gold}}}.</think>\nTo conclude,"
+    if draw < 0.94:  # a hedge
+        return f"{working}\nThe answer is {gold} or {wrong}"
     return f"{working} I am not sure how to finish this problem"
 
 
@@ -149,7 +154,7 @@ def raw_scores(pairs: Pairs) -> tuple[list[float], float]:
 
 
 def why_they_differ(pairs: Pairs, ours: list[float], raw: list[float]) -> str:
-    """Disagreements by cause: a completion with a thinking block (graded after it), or a hedge/timeout."""
+    """Disagreements by cause: a thinking block (ours grades what follows it), or anything else (hedges...)."""
     thinking = other = 0
     for text, score, raw_score_ in zip(pairs[0], ours, raw, strict=True):
         if score != raw_score_:

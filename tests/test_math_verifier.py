@@ -204,7 +204,7 @@ def test_outer_boxed_contents() -> None:
             "after",
             "\\boxed{1033}",
         ),  # GSM8K format
-        ("#### 5\\nthen more", "after", "#### 5\\nthen more"),  # "####" counts only on the last line
+        ("#### 5\nthen more", "after", "#### 5\nthen more"),  # "####" counts only on the last line
         ("<think>maybe \\boxed{5}</think>", "whole", "<think>maybe \\boxed{5}</think>"),
     ],
 )
