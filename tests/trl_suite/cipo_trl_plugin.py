@@ -31,7 +31,6 @@ def _point_hub_at_standins(root: Path) -> None:
 
 def _patch_load_dataset(zen_folder: Path) -> None:
     import datasets
-
     from standins import ZEN_ID
 
     real_load_dataset = datasets.load_dataset
@@ -39,7 +38,9 @@ def _patch_load_dataset(zen_folder: Path) -> None:
     def load_dataset(path, name=None, *args, split=None, streaming=False, **kwargs):
         if path != ZEN_ID:
             return real_load_dataset(path, name, *args, split=split, streaming=streaming, **kwargs)
-        files = {split_name: str(zen_folder / name / f"{split_name}.parquet") for split_name in ("train", "test")}
+        files = {
+            split_name: str(zen_folder / name / f"{split_name}.parquet") for split_name in ("train", "test")
+        }
         return real_load_dataset("parquet", data_files=files, split=split, streaming=streaming)
 
     datasets.load_dataset = load_dataset
@@ -80,7 +81,16 @@ def _fill_missing_availability_checks() -> None:
 
     import trl.import_utils as trl_import_utils
 
-    for package in ("harbor", "jmespath", "joblib", "liger_kernel", "math_verify", "mergekit", "openreward", "vllm"):
+    for package in (
+        "harbor",
+        "jmespath",
+        "joblib",
+        "liger_kernel",
+        "math_verify",
+        "mergekit",
+        "openreward",
+        "vllm",
+    ):
         name = f"is_{package}_available"
         if not hasattr(trl_import_utils, name):
             available = importlib.util.find_spec(package) is not None

@@ -20,7 +20,13 @@ from pathlib import Path
 
 SUITE_DIR = Path(__file__).resolve().parent
 DEFAULT_MIRROR = Path("/work/.mirror/huggingface+trl/repo")
-TRL_TEST_FILES = ("__init__.py", "conftest.py", "testing_utils.py", "testing_constants.py", "test_grpo_trainer.py")
+TRL_TEST_FILES = (
+    "__init__.py",
+    "conftest.py",
+    "testing_utils.py",
+    "testing_constants.py",
+    "test_grpo_trainer.py",
+)
 
 
 class TRLTestsNotFound(RuntimeError):
@@ -28,7 +34,9 @@ class TRLTestsNotFound(RuntimeError):
 
 
 def _git(mirror: Path, *args: str) -> str:
-    return subprocess.run(["git", f"--git-dir={mirror}", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", f"--git-dir={mirror}", *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _mirror_ref(mirror: Path) -> str:
@@ -66,12 +74,16 @@ def parse_junit(report: Path) -> dict[str, str]:
     for case in ET.parse(report).getroot().iter("testcase"):
         name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
         tags = {child.tag for child in case}
-        outcomes[name] = "failed" if tags & {"failure", "error"} else "skipped" if "skipped" in tags else "passed"
+        outcomes[name] = (
+            "failed" if tags & {"failure", "error"} else "skipped" if "skipped" in tags else "passed"
+        )
     return outcomes
 
 
 def count(outcomes: dict[str, str]) -> dict[str, int]:
-    return {state: sum(value == state for value in outcomes.values()) for state in ("passed", "failed", "skipped")}
+    return {
+        state: sum(value == state for value in outcomes.values()) for state in ("passed", "failed", "skipped")
+    }
 
 
 def run_suite(mode: str, work_dir: Path, pytest_args: list[str], per_test_timeout: int = 600) -> dict:
@@ -93,11 +105,19 @@ def run_suite(mode: str, work_dir: Path, pytest_args: list[str], per_test_timeou
     if not report.exists():
         raise RuntimeError(f"pytest exited with {completed.returncode} before writing {report}")
     outcomes = parse_junit(report)
-    return {"mode": mode, "source": source, "command": command, "counts": count(outcomes), "outcomes": outcomes}
+    return {
+        "mode": mode,
+        "source": source,
+        "command": command,
+        "counts": count(outcomes),
+        "outcomes": outcomes,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mode", choices=("trl", "cipo", "cipo-no-correction"), required=True)
     parser.add_argument("--out", type=Path, help="write the outcomes as JSON here")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per test")

@@ -45,7 +45,7 @@ ZEN_PROMPTS = [
 ZEN_SPLITS = {"train": ZEN_PROMPTS[:17], "test": ZEN_PROMPTS[17:]}
 
 
-def _qwen_tokenizer():
+def qwen_char_tokenizer():
     from importlib.resources import files
 
     from cipo.builtin_models import char_tokenizer
@@ -56,13 +56,13 @@ def _qwen_tokenizer():
     return tokenizer
 
 
-def _save_model(folder: Path, architecture: str, head: str) -> None:
+def save_qwen_char_model(folder: Path, architecture: str = "qwen2", head: str = "causal") -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from cipo.builtin_models import tiny_model_config
 
-    tokenizer = _qwen_tokenizer()
+    tokenizer = qwen_char_tokenizer()
     config = tiny_model_config(len(tokenizer), architecture, hidden_size=16, num_layers=2, num_heads=2)
     torch.manual_seed(0)
     if head == "classification":
@@ -85,7 +85,7 @@ def build_model_cache(hub_cache: Path) -> None:
         snapshot = repo_folder / "snapshots" / STANDIN_REVISION
         if (snapshot / "config.json").exists():
             continue
-        _save_model(snapshot, architecture, head)
+        save_qwen_char_model(snapshot, architecture, head)
         (repo_folder / "refs").mkdir(parents=True, exist_ok=True)
         (repo_folder / "refs" / "main").write_text(STANDIN_REVISION)
 
