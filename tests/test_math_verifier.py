@@ -267,6 +267,11 @@ def test_alternatives_offered(text: str, expected: int) -> None:
         (["27"], "\\boxed 27", None),
         (["x+1"], "\\boxed{27}", None),
         (["27"], "The answer is 27.", None),
+        (["27"], "Final Answer: The final answer is $27$. I hope it is correct.", True),
+        (["27"], "Final Answer: The final answer is $28$. I hope it is correct.", False),
+        (["27"], "Final Answer: The final answer is $27$.", None),  # no "I hope": a lower-priority pattern
+        (["27"], "final answer is $27$. I hope. The final answer is 28", None),  # two phrases
+        (["27"], "The final answer is $1,027$. I hope", None),
     ],
 )
 def test_fast_verdict(golds: list[str], text: str, expected: bool | None) -> None:
@@ -299,6 +304,11 @@ def fast_path_corpus() -> list[tuple[tuple[str, ...], str]]:
             + rng.choice(["", ".", " units.", " \\frac{1}{2}", " or 7"])
         )
         jobs.append(((gold,), text))
+        final = rng.choice(
+            ["The final answer is ${}$. I hope", "Final Answer: The final answer is ${}$.I hope it"]
+        )
+        extra = rng.choice(["", " \\boxed{3} ", " $\\boxed{4}$ "])
+        jobs.append(((gold,), " ".join(rng.sample(prose, 3)) + extra + final.format(answer)))
     return jobs
 
 
@@ -306,7 +316,7 @@ def test_fast_path_agrees_with_math_verify() -> None:
     """Wherever the fast path decides, math-verify (in this process) decides the same."""
     decided = [(golds, text, fast_verdict(golds, text)) for golds, text in fast_path_corpus()]
     decided = [(golds, text, verdict) for golds, text, verdict in decided if verdict is not None]
-    assert len(decided) >= 100 and {verdict for *_, verdict in decided} == {True, False}
+    assert len(decided) >= 200 and {verdict for *_, verdict in decided} == {True, False}
     disagreements = [
         (golds, text) for golds, text, verdict in decided if verify_with_math_verify(golds, text) != verdict
     ]

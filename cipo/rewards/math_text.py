@@ -324,20 +324,28 @@ def is_hedge(text: str, gold_elements: int, distinct: Callable[[list[str]], int]
 # ---------------------------------------------------------------------------------------------------------------
 
 _INTEGER = re.compile(r"-?\d{1,50}")
+_FINAL_ANSWER_IS = re.compile(r"final answer is", re.IGNORECASE)
+_FINAL_ANSWER_INTEGER = re.compile(r"(?i:final answer is):?\s*\$(?P<integer>-?\d{1,50})\$\.?\s?I hope")
 
 
 def fast_verdict(golds: Sequence[str], text: str) -> bool | None:
     """True/False when math-verify's verdict on ``text`` is known in advance, None when it must run.
 
-    Settled here: an empty graded text (False), and a text whose only box is ``\\boxed{<integer>}`` against
-    integer golds, when the text says no "final answer" (the one phrase math-verify ranks at or above a box) and
-    puts forward no alternatives. math-verify then extracts exactly that integer, and two integers are equal
-    exactly when their values are: ``\\boxed{32, 349}`` or ``\\boxed{1,000}`` are not integers and go to
-    math-verify.
+    Settled here, against integer golds, when the text puts forward no alternatives:
+
+    - a text whose only box is ``\\boxed{<integer>}`` and that says no "final answer" (the one phrase
+      math-verify ranks at or above a box);
+    - a text whose one "final answer is" reads ``final answer is $<integer>$. I hope`` (math-verify's
+      top-priority pattern, ahead of every box and every other phrase).
+
+    math-verify then extracts exactly that integer, and two integers are equal exactly when their values are:
+    ``\\boxed{32, 349}`` or ``$1,000$`` are not integers and go to math-verify. An empty text is False.
     """
     if not text.strip():
         return False
     integer = _sole_boxed_integer(text)
+    if integer is None:
+        integer = _final_answer_integer(text)
     if integer is None or not golds or not all(_INTEGER.fullmatch(gold) for gold in golds):
         return None
     if is_hedge(text, gold_elements=1):
@@ -355,3 +363,12 @@ def _sole_boxed_integer(text: str) -> int | None:
     end = text.find("}", start)
     content = text[start + len("\\boxed{") : end] if end >= 0 else ""
     return int(content) if _INTEGER.fullmatch(content) else None
+
+
+def _final_answer_integer(text: str) -> int | None:
+    # Only "final answer is" can start math-verify's top pattern; other "Final Answer:" headings rank lower.
+    phrases = list(_FINAL_ANSWER_IS.finditer(text))
+    if len(phrases) != 1:
+        return None
+    statement = _FINAL_ANSWER_INTEGER.match(text, phrases[0].start())
+    return int(statement.group("integer")) if statement else None
