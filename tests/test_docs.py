@@ -119,7 +119,8 @@ def check_command(line: str) -> None:
     words = [word for word in words if word not in assignments]
     program = words[0]
     if program in ("nice", "nohup", "timeout"):
-        return check_command(shlex.join(words[1 + (program == "timeout") :]))
+        skip = 1 + (program == "timeout") + 2 * (program == "nice" and words[1] == "-n")
+        return check_command(shlex.join(words[skip:]))
     if program == "make":
         for target in words[1:]:
             assert target in make_targets(), f"Makefile has no target {target!r}"

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 ACCELERATE_CONFIGS = sorted((EXAMPLES / "accelerate").glob("*.yaml"))
 CIPO_RECIPES = sorted(EXAMPLES.glob("*.yaml"))
-README = ROOT / "README.md"
+SCALING_DOC = ROOT / "docs" / "scaling.md"
 COMMAND_STARTS = ("accelerate launch", "cipo train", "trl vllm-serve", "CUDA_VISIBLE_DEVICES=")
 
 # What each accelerate config must be, by file name.
@@ -136,9 +136,9 @@ def test_recipe_has_a_documented_launch_command(path: Path) -> None:
     relative = path.relative_to(ROOT).as_posix()
     flag = "--config_file" if path.parent.name == "accelerate" else "--config"
     assert any(f"{flag} {relative}" in command for command in commands), f"{relative}: no launch command"
-    doc = _normalized(README.read_text())
+    doc = _normalized(SCALING_DOC.read_text())
     for command in commands:
-        assert command in doc, f"README.md lacks the command from {relative}:\n{command}"
+        assert command in doc, f"docs/scaling.md lacks the command from {relative}:\n{command}"
 
 
 def _launches() -> list[tuple[str, str]]:

@@ -3,7 +3,7 @@
 Every attack runs against tests it does not honestly pass (``add`` is wrong or missing), so a score above 0
 means the trick worked. Processes an attack starts rename themselves to ``MARK`` so that survivors can be
 found in the host's /proc. A few attacks are about isolation that the ``rlimits`` level does not provide
-(network, hidden files, private /tmp); they are skipped there, as README.md, Security model says.
+(network, hidden files, private /tmp); they are skipped there, as docs/rewards.md, Security model says.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ADD_TESTS = {"style": "assert", "tests": ["assert add(1, 2) == 3", "assert add(2
 TOLERANCE_TESTS = {"style": "assert", "tests": ["assert abs(add(1, 2) - 3) < 1e-9"]}
 ISCLOSE_TESTS = {"style": "assert", "tests": ["assert math.isclose(add(1, 2), 3)"], "setup": "import math"}
 NOT_ISOLATED_AT_RLIMITS = (
-    "the rlimits level has no private network or file system (README.md, Security model)"
+    "the rlimits level has no private network or file system (docs/rewards.md, Security model)"
 )
 SAME_USER_AT_RLIMITS = (
     "at the rlimits level without root, programs run as this user and can touch its processes and files"
@@ -240,7 +240,7 @@ def add(a, b):
 
 def test_cached_tests_cannot_be_changed_for_later_runs(sandbox: Sandbox) -> None:
     # A supervisor compiles each problem's tests once, for all its runs. A run that rewrites them (by walking
-    # the harness's frames, which README.md says can fake that run's own verdict) changes only its own copy.
+    # the harness's frames, which docs/rewards.md says can fake that run's own verdict) changes only its own copy.
     tests = parse_tests(ADD_TESTS)
     tampered = [run_tests(TAMPER_WITH_CACHED_TESTS, tests, sandbox) for _ in range(4)]  # both workers
     assert all(report.passed for report in tampered)  # the documented limit: its own verdict is faked
