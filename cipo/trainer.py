@@ -42,6 +42,7 @@ from trl.trainer.utils import (
     unsplit_pixel_values_by_grid,
 )
 
+from cipo.builtin_models import resolve_model
 from cipo.config import CIPOConfig
 from cipo.core.advantages import group_advantages
 from cipo.core.anchors import AnchorSelection, ShareRounder, anchor_budget, select_anchors
@@ -73,6 +74,8 @@ class CIPOTrainer(GRPOTrainer):
     def __init__(self, model: Any, reward_funcs: Any, args: CIPOConfig | None = None, *rest: Any, **kwargs: Any):
         if args is None:  # as GRPOTrainer builds a default GRPOConfig
             args = CIPOConfig(f"{_model_name(model)}-CIPO")
+        if isinstance(model, str):  # builtin:<name> and .gguf files become a local folder, like everywhere else
+            model = resolve_model(model)
         if not isinstance(args, CIPOConfig):
             raise TypeError(f"CIPOTrainer needs args=CIPOConfig(...), got {type(args).__name__}")
         super().__init__(model, reward_funcs, args, *rest, **kwargs)

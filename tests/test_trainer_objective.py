@@ -227,3 +227,11 @@ def test_args_default_to_a_cipo_config(
     assert Path(trainer.args.output_dir).name == f"{tiny_model_dir.name}-CIPO"
     with pytest.raises(TypeError, match="CIPOConfig"):
         CIPOTrainer(model=str(tiny_model_dir), reward_funcs=hash_reward, args=GRPOConfig("x", use_cpu=True))
+
+
+def test_model_names_resolve_like_everywhere_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIPO_CACHE", str(tmp_path / "cache"))
+    args = CIPOConfig(output_dir=str(tmp_path / "out"), use_cpu=True, report_to=[], per_device_train_batch_size=8,
+                      num_generations=4, correction_num_generations=2)
+    trainer = CIPOTrainer(model="builtin:tiny-llama", reward_funcs=hash_reward, args=args, train_dataset=arithmetic_dataset())
+    assert trainer.model.config.model_type == "llama"
