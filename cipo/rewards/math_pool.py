@@ -31,11 +31,19 @@ Job = tuple[tuple[str, ...], str]
 # Runs inside a worker: (gold candidates, graded completion text) -> is the completion correct?
 WorkerFn = Callable[[tuple[str, ...], str], bool]
 
-# Run once in each fresh worker, outside any job's deadline: imports and sympy/antlr first-use setup (~0.5 s).
+# Run once in each fresh worker, outside any job's deadline: imports and sympy/antlr first-use setup for the common
+# answer shapes (fractions, roots, sets, intervals, matrices, equations, percentages, "final answer" statements).
 _WARM_UP_JOBS: tuple[Job, ...] = (
     (("\\frac{1}{2}",), "so \\boxed{x+1}"),
     (("(1,2)",), "The answer is $\\{1\\}$."),
     (("x^2",), "Final answer: y=2"),
+    (("3\\sqrt{13}",), "Thus $\\boxed{\\sqrt{117}}$."),
+    (("(-\\infty, 2) \\cup (3, \\infty)",), "so $x \\in \\boxed{(-\\infty, 2) \\cup (3, \\infty)}$"),
+    (("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",), "\\boxed{\\begin{pmatrix}1\\\\2\\end{pmatrix}}"),
+    (("50\\%",), "Final Answer: The final answer is $0.5$. I hope it is correct."),
+    (("\\pi",), "The area is $\\boxed{\\frac{2\\pi}{3}}$ square units."),
+    (("6+9i",), "\\boxed{9i+6}"),
+    (("10,455",), "Dividing, $\\frac{12}{4} = 3$, so the total is $10,455$."),
 )
 
 
