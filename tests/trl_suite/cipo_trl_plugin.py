@@ -10,7 +10,6 @@ are imported. Environment:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -46,26 +45,16 @@ def _patch_load_dataset(zen_folder: Path) -> None:
     datasets.load_dataset = load_dataset
 
 
-def _cipo_config_without_correction():
-    from cipo.config import CIPOConfig
-
-    @dataclasses.dataclass
-    class CIPOConfigNoCorrection(CIPOConfig):
-        use_correction: bool = False
-
-    CIPOConfigNoCorrection.__name__ = CIPOConfigNoCorrection.__qualname__ = "CIPOConfig"
-    return CIPOConfigNoCorrection
-
-
 def _swap_trainer(mode: str) -> None:
     if mode == "trl":
         return
     import trl
+    from cipo_no_correction import CIPOConfigNoCorrection
 
     from cipo.config import CIPOConfig
     from cipo.trainer import CIPOTrainer
 
-    config_class = CIPOConfig if mode == "cipo" else _cipo_config_without_correction()
+    config_class = CIPOConfig if mode == "cipo" else CIPOConfigNoCorrection
     trl.GRPOTrainer = CIPOTrainer
     trl.GRPOConfig = config_class
     if mode != "cipo":
