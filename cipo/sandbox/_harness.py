@@ -399,7 +399,10 @@ class Channel:
         self.fd = fd
 
     def send(self, record: dict[str, Any]) -> None:
-        data = (_dumps(record) + "\n").encode("utf-8", "replace")
+        self.write(_dumps(record) + "\n")
+
+    def write(self, line: str) -> None:
+        data = line.encode("utf-8", "replace")
         while data:
             data = data[_write(self.fd, data) :]
 
@@ -453,6 +456,7 @@ def run_assert_tests(job: dict[str, Any], channel: Channel, cache: CodeCache | N
     except BaseException as error:
         channel.send({"s": secret, "program_error": f"test setup failed: {describe_error(error)}"})
         return
+    prefix = f'{{"s": {_dumps(secret)}, "i": '  # a passed test's record, as json.dumps would write it
     for index, source in enumerate(job["units"]):
         _last_false_comparison.clear()
         restore_environment()  # again: the program may have patched things while an earlier test called it
@@ -461,7 +465,7 @@ def run_assert_tests(job: dict[str, Any], channel: Channel, cache: CodeCache | N
         except BaseException as error:
             channel.send({"s": secret, "i": index, "ok": False, "error": describe_error(error)})
         else:
-            channel.send({"s": secret, "i": index, "ok": True})
+            channel.write(f'{prefix}{index}, "ok": true}}\n')
 
 
 def resolve_entry_point(program: dict[str, Any], entry_point: str) -> Any:
@@ -513,6 +517,45 @@ def run_script(program: str) -> int:
         traceback.print_exc()
         return 1
     return 0
+
+
+# A trusted job that takes every path of the harness: passing and failing asserts (guards on numbers, strings and
+# containers, an error message), a program error, function calls. See warm_up.
+_WARM_UP_PROGRAM = """
+from typing import List
+import math
+
+def solve(values: List[float], text: str) -> list:
+    return [round(abs(v) * 2, 3) for v in values] + [text.upper(), {"k": (1, 2)}, {3, 4}]
+"""
+_WARM_UP_UNITS = (
+    "assert solve([1.5, -2], 'ab') == [3.0, 4, 'AB', {'k': (1, 2)}, {3, 4}]",
+    "assert abs(-3) == 3 and not (1 > 2) and len('abc') + 1 == 4 and math.isclose(0.1 + 0.2, 0.3)",
+    "assert solve([], '')[0] == 'x', 'message'",
+    "result = solve([0.5], 'z')",
+    "assert result[-1] != {5} and 'Z' in result and result[0] < 2.5",
+)
+
+
+def warm_up(channel_fd: int) -> None:
+    """Run a trusted job of each mode through the harness right here, in the supervisor, before any fork.
+
+    CPython specializes the bytecode a function runs (after a few calls) and fills process-wide caches (attribute
+    lookups, lazily bound C symbols) on first use. Done here once, every forked child inherits the result instead
+    of redoing it, and writes to (hence copies) fewer pages. Nothing untrusted runs: the jobs are constants of this
+    module, and what they leave behind (a linecache entry, the last false comparison) is removed.
+    """
+    channel = Channel(channel_fd)
+    cases = [json.dumps({"args": [[1.0, -2.5], "w"], "kwargs": {}}), json.dumps({"args": [], "kwargs": {}})]
+    for _ in range(3):  # specialization starts after a few calls
+        job = {"secret": "0" * 32, "program": _WARM_UP_PROGRAM, "units": list(_WARM_UP_UNITS), "prelude": ""}
+        run_assert_tests(
+            {**job, "entry_point": "solve", "bind": {"candidate": "solve"}}, channel, CodeCache()
+        )
+        run_assert_tests({**job, "program": "def broken(:\n"}, channel, CodeCache())
+        run_call_tests({"program": _WARM_UP_PROGRAM, "entry_point": "solve", "cases": cases}, channel)
+    linecache.cache.pop(PROGRAM_FILE, None)
+    _last_false_comparison.clear()
 
 
 def run(job: dict[str, Any], cache: CodeCache | None = None) -> int:

@@ -64,6 +64,8 @@ PRELOADED_MODULES = (
 )  # fmt: skip
 CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
 READ_CHUNK = 1 << 16
+_SIGKILL = int(signal.SIGKILL)  # a plain int: the child reads it without an enum attribute lookup
+_OPEN_MAX = os.sysconf("SC_OPEN_MAX")
 # A job whose processes survive this long after SIGKILL (stuck in the kernel) gets its supervisor replaced.
 KILL_GRACE_S = 5.0
 
@@ -204,8 +206,19 @@ class Supervisor:
         if settings.get("preload"):
             _preload()
         _environment.snapshot_environment()
+        self._warm_up()
         gc.collect()
         gc.freeze()  # fewer copy-on-write page faults in the forked children
+
+    @staticmethod
+    def _warm_up() -> None:
+        """Take the harness through every path once here, so that no child pays for CPython's first-use work."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            _harness.warm_up(null)
+        finally:
+            os.close(null)
+        _environment.settle_environment()
 
     def ready_message(self) -> dict[str, Any]:
         return {
@@ -240,13 +253,15 @@ class Supervisor:
         # The report channel is a file, read once the run is over: a pipe would wake us up for every test.
         channel_fd = os.memfd_create("channel", 0)
         pipes = {name: os.pipe() for name in ("stdout", "stderr")}
-        nproc = self._process_limit(limits["processes"])
+        rlimits = _rlimits(limits, self._process_limit(limits["processes"]))
         # Built before the fork: what the supervisor writes while the child lives costs it copied pages.
         capture = _Capture({name: read for name, (read, _) in pipes.items()}, limits["output_bytes"])
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            self._child(job, workdir, stdin_fd, [*(write for _, write in pipes.values()), channel_fd], nproc)
+            self._child(
+                job, workdir, [stdin_fd, *(write for _, write in pipes.values()), channel_fd], rlimits
+            )
         for fd in (stdin_fd, *(write for _, write in pipes.values())):
             os.close(fd)
         status, timed_out = self._wait(pid, capture, started + limits["timeout_s"])
@@ -285,6 +300,8 @@ class Supervisor:
 
     @staticmethod
     def _stdin_fd(text: str) -> int:
+        if not text:  # most runs: end of file at once, as from an empty memfd, in one system call
+            return os.open(os.devnull, os.O_RDONLY)
         fd = os.memfd_create("stdin", 0)
         data = text.encode("utf-8", "replace")
         while data:
@@ -411,16 +428,20 @@ class Supervisor:
     # -- in the child --------------------------------------------------------------------------------------------
 
     def _child(
-        self, job: dict[str, Any], workdir: str, stdin_fd: int, outputs: list[int], nproc: int
+        self, job: dict[str, Any], workdir: str, fds: list[int], rlimits: list[tuple[int, tuple[int, int]]]
     ) -> NoReturn:
+        """The run's process: its own session, dies with us, ``fds`` on 0, 1, 2, 3, no privilege, every limit set;
+        then the program. Everything it needs is built before the fork: each object it creates or looks up here
+        costs it a page."""
         code = 125
         try:
             os.setsid()
-            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            _install_fds([stdin_fd, *outputs])
+            _prctl(PR_SET_PDEATHSIG, _SIGKILL)
+            _install_fds(fds)
             os.chdir(workdir)
             self._drop_privileges()
-            _apply_limits(job["limits"], nproc)
+            for name, value in rlimits:
+                resource.setrlimit(name, value)
             code = _harness.run(job, self.code_cache)
         except BaseException:
             traceback.print_exc()
@@ -453,24 +474,25 @@ class Supervisor:
 
 def _install_fds(fds: list[int]) -> None:
     """Put ``fds`` on 0, 1, 2, 3... and close every other descriptor (the protocol pipes above all)."""
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]  # out of the way of the targets
-    for target, fd in enumerate(high):
+    if min(fds) < len(fds):  # a later source could be overwritten by an earlier target: move them out first
+        fds = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
+    for target, fd in enumerate(fds):
         os.dup2(fd, target)
-    os.closerange(len(fds), os.sysconf("SC_OPEN_MAX"))
+    os.closerange(len(fds), _OPEN_MAX)
     os.set_inheritable(_harness.RESULT_FD, False)
 
 
-def _apply_limits(limits: dict[str, Any], nproc: int) -> None:
+def _rlimits(limits: dict[str, Any], nproc: int) -> list[tuple[int, tuple[int, int]]]:
+    """The resource limits of a run, as ``setrlimit`` arguments (built in the supervisor, set by the child)."""
     cpu = max(1, int(limits["cpu_s"] + 0.999))
-    for name, value in (
+    return [
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),
         (resource.RLIMIT_AS, (limits["memory_bytes"],) * 2),
         (resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2),
         (resource.RLIMIT_NOFILE, (limits["open_files"],) * 2),
         (resource.RLIMIT_NPROC, (nproc, nproc)),
         (resource.RLIMIT_CORE, (0, 0)),
-    ):
-        resource.setrlimit(name, value)
+    ]
 
 
 def main() -> None:

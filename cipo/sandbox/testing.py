@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import cmath
+import functools
 import json
 import math
 import secrets
@@ -265,6 +266,14 @@ def _is_test(node: ast.AST) -> bool:
 
 def split_check_function(code: str) -> tuple[str, list[_Step]] | None:
     """The parameter and top-level statements of ``def check(candidate)``, or None if it cannot be split."""
+    split = _split_check_function(code)
+    return None if split is None else (split[0], list(split[1]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_check_function(code: str) -> tuple[str, tuple[_Step, ...]] | None:
+    # Cached: a problem's check function is split once, not for every completion graded against it (parsing and
+    # ast.get_source_segment, which splits the whole source again for each statement, take about a millisecond).
     try:
         with warnings.catch_warnings():
             warnings.simplefilter(
@@ -297,7 +306,7 @@ def split_check_function(code: str) -> tuple[str, list[_Step]] | None:
         steps.append(_Step(source, _is_test(statement)))
     if not any(step.is_test for step in steps):
         return None
-    return check.args.args[0].arg, steps
+    return check.args.args[0].arg, tuple(steps)
 
 
 class _AssertPlan(_Plan):
