@@ -1,9 +1,12 @@
 """Throughput of the math verifier (cipo.rewards.math) next to raw math-verify, on the same completions.
 
 "ours" is a MathVerifier (fast path, worker processes with hard deadlines, per-batch de-duplication, result
-cache) scoring TRL-sized batches; its workers are started before the clock runs (a training run starts them once).
-"raw" is single-process math-verify as its README shows it: ``verify(parse(gold), parse(completion))`` per
-completion, with its default settings and SIGALRM timeouts, no cache. Workloads:
+cache) scoring TRL-sized batches. "raw" is single-process math-verify as its README shows it:
+``verify(parse(gold), parse(completion))`` per completion, with its default settings and SIGALRM timeouts, no
+cache. Before the clock runs, both are brought to the state of a running training job (which starts its workers
+once, and whose first steps fill math-verify's per-process parser caches): ours starts its workers and warms each
+with ``MathVerifier.warm_up()``, raw scores the same warm-up corpus (cipo.rewards.math_warmup) in this process.
+Workloads:
 
 - mix:         GRPO-like groups of 8 completions per gold, each with its own reasoning prose: correct boxed
                answers, "The final answer is $X$. I hope it is correct.", equivalent rewrites, wrong answers,
@@ -31,6 +34,7 @@ from pathlib import Path
 
 from cipo.rewards.math import MathVerifier
 from cipo.rewards.math_text import gold_as_latex
+from cipo.rewards.math_warmup import warm_up_jobs
 
 MATH500 = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "math500.test.jsonl"
 INTEGER = re.compile(r"-?\d+")
@@ -163,6 +167,15 @@ def why_they_differ(pairs: Pairs, ours: list[float], raw: list[float]) -> str:
     return f"{thinking} think, {other} other"
 
 
+def warm_up_pairs() -> Pairs:
+    """The verifier's warm-up corpus as (completions, golds), for raw math-verify."""
+    jobs = warm_up_jobs()
+    return [text for _, text in jobs], [golds[0] for golds, _ in jobs]
+
+
+WORKLOADS = {"mix": mixed_pairs, "symbolic": symbolic_pairs, "adversarial": adversarial_pairs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,20 +187,39 @@ def main() -> None:
         "--timeout", type=float, default=5.0, help="seconds per completion in ours (default 5)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all)",
+    )
     args = parser.parse_args()
+    unknown = sorted(set(args.workloads.split(",")) - set(WORKLOADS))
+    if unknown:
+        parser.error(
+            f"--workloads: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}"
+        )
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # raw math-verify logs every failed parse
 
     golds, source = load_golds(args.seed)
-    workloads = {"mix": mixed_pairs, "symbolic": symbolic_pairs, "adversarial": adversarial_pairs}
     verifier = MathVerifier(timeout_s=args.timeout, num_workers=args.workers)
-    started = time.perf_counter()
-    verifier.score(["so \\boxed{1+x}"], ["x+1"])
     print(f"golds: {source} ({len(golds)}), n={args.n}, workers={args.workers}, batch={args.batch}")
-    print(f"worker pool start + first answer: {time.perf_counter() - started:.2f} s (not timed below)\n")
+    warm_up = warm_up_pairs()
+    started = time.perf_counter()
+    verifier.warm_up()
+    print(
+        f"ours: worker pool start + warm-up ({len(warm_up[0])} jobs each): {time.perf_counter() - started:.2f} s"
+    )
+    started = time.perf_counter()
+    raw_scores(warm_up)
+    print(
+        f"raw: warm-up ({len(warm_up[0])} jobs): {time.perf_counter() - started:.2f} s (neither timed below)\n"
+    )
     header = f"{'workload':<12} {'ours/s':>8} {'raw/s':>8} {'ratio':>6} {'ours=1':>7} {'raw=1':>6}"
     print(f"{header} {'differ':>7} {'why':>18} {'timeouts':>8} {'slowest raw item':>17}")
     try:
-        for index, (name, make_pairs) in enumerate(workloads.items()):
+        for index, (name, make_pairs) in enumerate(WORKLOADS.items()):
+            if name not in args.workloads.split(","):
+                continue
             pairs = make_pairs(golds, args.n, random.Random(args.seed + index))
             timeouts_before = verifier.pool.timeouts
             started = time.perf_counter()

@@ -194,6 +194,12 @@ def test_alternatives_offered(text: str, expected: int) -> None:
         (["27"], "Final Answer: The final answer is $27$.", None),  # no "I hope": a lower-priority pattern
         (["27"], "final answer is $27$. I hope. The final answer is 28", None),  # two phrases
         (["27"], "The final answer is $1,027$. I hope", None),
+        (["3"], "The answer is 3 or 4", False),  # alternatives, integer gold: a hedge whatever is parsed
+        (["3"], "We get $x = 5$. It is either $3$ or $4$.", False),
+        (["3"], "The answer is 3 or 3.0", None),  # one value stated twice: math-verify decides
+        (["3"], "The answer is 3 or 4. So it is 3.", None),  # the last sentence commits to one answer
+        (["3", "-2, 3"], "The answer is 3 or 4", None),  # a list gold may have two elements
+        (["x+1"], "The answer is 3 or 4", None),
     ],
 )
 def test_fast_verdict(golds: list[str], text: str, expected: bool | None) -> None:

@@ -109,10 +109,8 @@ def fast_path_corpus() -> list[tuple[tuple[str, ...], str]]:
     ]
     jobs = []
     for _ in range(150):
-        gold, answer = (
-            str(rng.randint(-30, 30)),
-            str(rng.choice([rng.randint(-30, 30), rng.randint(0, 10**6)])),
-        )
+        gold = str(rng.randint(-30, 30))
+        answer = rng.choice([gold, str(rng.randint(-30, 30)), str(rng.randint(0, 10**6))])
         answer = rng.choice([answer, "0" + answer.lstrip("-")])
         box = (
             rng.choice(["\\boxed{%s}", "$\\boxed{%s}$", "$x = \\boxed{%s}$", "\\[ \\boxed{%s} \\]"]) % answer
@@ -128,6 +126,11 @@ def fast_path_corpus() -> list[tuple[tuple[str, ...], str]]:
         )
         extra = rng.choice(["", " \\boxed{3} ", " $\\boxed{4}$ "])
         jobs.append(((gold,), " ".join(rng.sample(prose, 3)) + extra + final.format(answer)))
+        other = rng.choice([answer, str(rng.randint(-30, 30))])
+        hedge = rng.choice(
+            ["The answer is {} or {}", "It is either ${}$ or ${}$.", "\\boxed{{{}}} or maybe {}"]
+        )
+        jobs.append(((gold,), " ".join(rng.sample(prose, 2)) + " " + hedge.format(answer, other)))
     return jobs
 
 

@@ -40,6 +40,7 @@ from cipo.rewards.math_text import (
     last_boxed_content,
     normalize_answer,
 )
+from cipo.rewards.math_warmup import warm_up_jobs
 
 __all__ = [
     "MAX_ANSWER_CHARS",
@@ -182,6 +183,14 @@ class MathVerifier:
             for index in jobs[key][1]:
                 verdicts[index] = bool(correct)
         return [1.0 if verdict else 0.0 for verdict in verdicts]
+
+    def warm_up(self) -> None:
+        """Start the workers now and have each score the warm-up corpus (:mod:`cipo.rewards.math_warmup`).
+
+        Optional: the workers of a training run warm up within its first steps anyway; this brings fresh ones to
+        that state at once (benchmarks, or before the first step). It runs outside any deadline.
+        """
+        self.pool.warm_up(warm_up_jobs())
 
     def close(self) -> None:
         """Stop the worker processes (they restart on the next use)."""

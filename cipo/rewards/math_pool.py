@@ -27,9 +27,12 @@ logger = logging.getLogger(__name__)
 # A worker imports sympy and math-verify before it reports ready; on a loaded machine that can take a while.
 WORKER_STARTUP_TIMEOUT_S = 120.0
 
-Job = tuple[tuple[str, ...], str]
+Golds = tuple[str, ...]
+Job = tuple[Golds, str]
 # Runs inside a worker: (gold candidates, graded completion text) -> is the completion correct?
-WorkerFn = Callable[[tuple[str, ...], str], bool]
+WorkerFn = Callable[[Golds, str], bool]
+# Golds a worker is remembered to have seen (beyond this many, the memory starts afresh).
+KNOWN_GOLDS_PER_WORKER = 4096
 
 # Run once in each fresh worker, outside any job's deadline: imports and sympy/antlr first-use setup for the common
 # answer shapes (fractions, roots, sets, intervals, matrices, equations, percentages, "final answer" statements).
@@ -55,27 +58,31 @@ def _worker_main(connection: Connection, worker_fn: WorkerFn) -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     import math_verify  # noqa: F401 - if it is missing, fail here: the parent then reports a startup failure
 
-    _warm_up(worker_fn)
+    _warm_up(worker_fn, _WARM_UP_JOBS)
     connection.send("ready")
     while True:
         try:
-            job = connection.recv()
+            message = connection.recv()
         except (EOFError, OSError):
             return
-        if job is None:
+        if message is None:
             return
+        if isinstance(message, list):  # warm-up jobs (VerifierPool.warm_up): run them all, then say so
+            _warm_up(worker_fn, message)
+            reply: object = "warm"
+        else:
+            try:
+                reply = bool(worker_fn(*message))
+            except Exception:
+                reply = False
         try:
-            correct = bool(worker_fn(*job))
-        except Exception:
-            correct = False
-        try:
-            connection.send(correct)
+            connection.send(reply)
         except OSError:  # the parent is gone
             return
 
 
-def _warm_up(worker_fn: WorkerFn) -> None:
-    for job in _WARM_UP_JOBS:
+def _warm_up(worker_fn: WorkerFn, jobs: Sequence[Job]) -> None:
+    for job in jobs:
         try:
             worker_fn(*job)
         except Exception:
@@ -97,6 +104,51 @@ def _exit_when_orphaned() -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # The worker pool
 # ---------------------------------------------------------------------------------------------------------------
+
+
+class JobQueue:
+    """Pending jobs grouped by gold, handed out so that a gold's jobs stay on the worker that already has it.
+
+    Parsing a gold costs a worker about as much as parsing a completion, and each worker caches its own parses;
+    a GRPO batch brings each gold with a group of completions. So a free worker gets, in this order: the next job
+    of a gold it has seen, the first job of a gold no worker has started, or else a job of the gold with the most
+    jobs left (work is never left waiting while a worker is idle).
+    """
+
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        self._by_golds: dict[Golds, deque[int]] = {}
+        for index, (golds, _) in enumerate(jobs):
+            self._by_golds.setdefault(golds, deque()).append(index)
+        self._golds_of = [golds for golds, _ in jobs]
+        self._unstarted = deque(self._by_golds)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_golds)
+
+    def pop_for(self, known_golds: dict[Golds, None]) -> int:
+        """The index of the next job for a worker that has seen ``known_golds``, latest last (this updates them)."""
+        # The gold it works on is checked first, so the scan below runs about once per gold.
+        golds = next(reversed(known_golds), None)
+        if golds not in self._by_golds:
+            golds = next((golds for golds in self._by_golds if golds in known_golds), None)
+        while golds is None and self._unstarted:
+            candidate = self._unstarted.popleft()
+            golds = candidate if candidate in self._by_golds else None
+        if golds is None:
+            golds = max(self._by_golds, key=lambda key: len(self._by_golds[key]))
+        queue = self._by_golds[golds]
+        index = queue.popleft()
+        if not queue:
+            del self._by_golds[golds]
+        if len(known_golds) >= KNOWN_GOLDS_PER_WORKER:
+            known_golds.clear()
+        known_golds.pop(golds, None)
+        known_golds[golds] = None
+        return index
+
+    def put_back(self, index: int) -> None:
+        """Return a job that could not be sent; it goes first in its gold's queue."""
+        self._by_golds.setdefault(self._golds_of[index], deque()).appendleft(index)
 
 
 @contextlib.contextmanager
@@ -132,6 +184,7 @@ class _Worker:
         self.startup_deadline = time.monotonic() + WORKER_STARTUP_TIMEOUT_S
         self.job_index: int | None = None
         self.job_deadline = math.inf
+        self.known_golds: dict[Golds, None] = {}  # golds of its past jobs (parsed there), latest last
 
     @property
     def busy(self) -> bool:
@@ -188,9 +241,8 @@ class VerifierPool:
             return results
         self._forget_workers_after_fork()
         with self._lock:
-            while len(self._workers) < self.num_workers:
-                self._workers.append(_Worker(self._context, self.worker_fn))
-            pending = deque(range(len(jobs)))
+            self._start_workers()
+            pending = JobQueue(jobs)
             try:
                 while pending or any(worker.busy for worker in self._workers):
                     self._dispatch(jobs, pending)
@@ -200,6 +252,35 @@ class VerifierPool:
                 self._stop_busy_workers()  # or their late answers would land in the next call's results
                 raise
         return results
+
+    def warm_up(self, jobs: Sequence[Job], timeout_s: float = WORKER_STARTUP_TIMEOUT_S) -> None:
+        """Start the workers now and have each run ``jobs`` outside any job deadline, as early training steps would.
+
+        A worker still busy with them after ``timeout_s`` is replaced by a fresh one (without this warm-up).
+        """
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self._forget_workers_after_fork()
+        with self._lock:
+            self._start_workers()
+            while not all(worker.ready for worker in self._workers):
+                self._collect([])  # no job is out: only "ready" messages (or a failed start) can come
+                self._enforce_deadlines()
+            warming: list[_Worker] = []
+            for worker in self._workers:
+                with contextlib.suppress(OSError):
+                    worker.connection.send(list(jobs))
+                    warming.append(worker)
+            deadline = time.monotonic() + timeout_s
+            while warming and time.monotonic() < deadline:
+                connections = [worker.connection for worker in warming]
+                for connection in wait(connections, max(0.0, deadline - time.monotonic())):
+                    warming = [worker for worker in warming if worker.connection is not connection]
+                    with contextlib.suppress(EOFError, OSError):
+                        connection.recv()  # "warm"; a worker that died is replaced on its next job
+            for worker in warming:
+                logger.warning("math-verify worker still warming up after %.1fs; replacing it", timeout_s)
+                self._replace(worker)
 
     def worker_pids(self) -> list[int]:
         return [worker.process.pid for worker in self._workers if worker.process.pid is not None]
@@ -216,16 +297,20 @@ class VerifierPool:
             self._owner_pid = os.getpid()
             self._lock = threading.Lock()
 
-    def _dispatch(self, jobs: Sequence[Job], pending: deque[int]) -> None:
+    def _start_workers(self) -> None:
+        while len(self._workers) < self.num_workers:
+            self._workers.append(_Worker(self._context, self.worker_fn))
+
+    def _dispatch(self, jobs: Sequence[Job], pending: JobQueue) -> None:
         for worker in self._workers:
             if not pending:
                 return
             if worker.ready and not worker.busy:
-                job_index = pending.popleft()
+                job_index = pending.pop_for(worker.known_golds)
                 try:
                     worker.connection.send(jobs[job_index])
                 except OSError:  # the idle worker died (e.g. killed by the OOM killer): retry elsewhere
-                    pending.appendleft(job_index)
+                    pending.put_back(job_index)
                     self._replace(worker)
                     continue
                 worker.job_index = job_index

@@ -339,14 +339,20 @@ def fast_verdict(golds: Sequence[str], text: str) -> bool | None:
       top-priority pattern, ahead of every box and every other phrase).
 
     math-verify then extracts exactly that integer, and two integers are equal exactly when their values are:
-    ``\\boxed{32, 349}`` or ``$1,000$`` are not integers and go to math-verify. An empty text is False.
+    ``\\boxed{32, 349}`` or ``$1,000$`` are not integers and go to math-verify. An empty text is False, and so
+    is, against integer golds, a text whose last sentence offers alternatives (``the answer is 3 or 4``): an
+    integer gold has one element, so the workers would call it a hedge whatever math-verify reads.
     """
     if not text.strip():
+        return False
+    if not golds or not all(_INTEGER.fullmatch(gold) for gold in golds):
+        return None
+    if alternatives_offered(text) > 1:
         return False
     integer = _sole_boxed_integer(text)
     if integer is None:
         integer = _final_answer_integer(text)
-    if integer is None or not golds or not all(_INTEGER.fullmatch(gold) for gold in golds):
+    if integer is None:
         return None
     if is_hedge(text, gold_elements=1):
         return False
