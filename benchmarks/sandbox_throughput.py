@@ -25,6 +25,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -89,6 +90,7 @@ def cycle(programs: list[Program], count: int) -> list[Program]:
 class Tally:
     runs: int = 0
     seconds: float = 0.0
+    cpu_s: float = 0.0  # bare runs only: the CPU time of the interpreters (user + system)
 
     @property
     def rate(self) -> float:
@@ -176,10 +178,13 @@ def bare_round(programs: list[Program], workers: int, tally: Tally) -> None:
     def run(program: Program) -> None:
         subprocess.run([sys.executable, "-I", "-c", program.script], check=True, capture_output=True)
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, programs))
     tally.seconds += time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the bare interpreters, each waited for
+    tally.cpu_s += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     tally.runs += len(programs)
 
 
@@ -210,8 +215,10 @@ def naive_rate(level: str, workers: int, programs: list[Program]) -> float:
     return tally.rate
 
 
-def measure_level(level: str, args: argparse.Namespace, programs: list[Program]) -> None:
+def measure_level(level: str, args: argparse.Namespace, programs: list[Program]) -> Tally:
+    """Measure one level, print its rows; return the bare interpreter's tally."""
     config = SandboxConfig(isolation=level, workers=args.workers, timeout_s=60)
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     with Sandbox(config) as sandbox:
         startup = time.perf_counter() - started
@@ -222,23 +229,28 @@ def measure_level(level: str, args: argparse.Namespace, programs: list[Program])
             bare_round(programs, args.workers, bare)
             pool_round(sandbox, cycle(programs, args.runs), pool, cpu)
         shown = sandbox.level.value
+    load = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
     print(
         f"{shown:<11} {pool.runs:>6} {pool.rate:>12.1f} {bare.runs:>6} {bare.rate:>12.1f} "
-        f"{pool.rate / bare.rate:>7.1f}x {startup:>10.2f}"
+        f"{pool.rate / bare.rate:>7.1f}x {startup:>10.2f} {load:>12}"
     )
     if cpu:
-        print_profile(shown, cpu, pool.runs)
+        print_profile(shown, cpu, pool.runs, bare)
     if args.naive_runs:
         rate = naive_rate(level, args.workers, cycle(programs, args.naive_runs))
         print(f"{shown:<11} naive (new sandbox per run): {rate:.1f} programs/s over {args.naive_runs} runs")
+    return bare
 
 
-def print_profile(level: str, cpu: CpuUse, runs: int) -> None:
+def print_profile(level: str, cpu: CpuUse, runs: int, bare: Tally) -> None:
     per_run = 1e3 / runs
+    pool_ms = (cpu.host_s + cpu.supervisor_s + cpu.children_s) * per_run
+    bare_ms = bare.cpu_s * 1e3 / bare.runs
     print(
         f"{'':<11} per program, CPU ms (minor page faults): host {cpu.host_s * per_run:.2f}, supervisor "
         f"{cpu.supervisor_s * per_run:.2f} ({cpu.supervisor_faults / runs:.0f}), run child "
-        f"{cpu.children_s * per_run:.2f} ({cpu.children_faults / runs:.0f})"
+        f"{cpu.children_s * per_run:.2f} ({cpu.children_faults / runs:.0f}); pool {pool_ms:.2f} in all, "
+        f"bare {bare_ms:.2f}: {bare_ms / pool_ms:.1f}x less CPU"
     )
 
 
@@ -260,21 +272,29 @@ def main() -> None:
     print(f"bare: a fresh `{Path(sys.executable).name} -I -c program+tests` per program, no isolation\n")
     header = (
         f"{'level':<11} {'pool':>6} {'pool prog/s':>12} {'bare':>6} {'bare prog/s':>12} {'ratio':>8} "
-        f"{'start-up s':>10}"
+        f"{'start-up s':>10} {'load avg':>12}"
     )
     print(header)
     print("-" * len(header))
+    bare = Tally()
     for level in args.levels:
         if reason := unavailable_reason(IsolationLevel(level)):
             print(f"{level:<11} unavailable: {reason}")
             continue
         try:
-            measure_level(level, args, programs)
+            level_bare = measure_level(level, args, programs)
+            bare.runs, bare.cpu_s = bare.runs + level_bare.runs, bare.cpu_s + level_bare.cpu_s
         except SandboxUnavailable as error:
             print(f"{level:<11} unavailable: {error}")
-    print(
-        f"\nfloor: the tests' own run time, every program in one interpreter: {floor_ms(programs):.2f} CPU ms each"
-    )
+    floor = floor_ms(programs)
+    print(f"\nfloor: the tests' own run time, every program in one interpreter: {floor:.2f} CPU ms each")
+    if args.profile and bare.runs:
+        bare_ms = bare.cpu_s * 1e3 / bare.runs
+        print(
+            f"bare interpreter: {bare_ms:.2f} CPU ms a program; a pool that cost nothing beyond the floor would "
+            f"use {bare_ms / floor:.1f}x less CPU"
+        )
+    print("load avg: the 1-minute load average when the level started -> when it ended (this run included)")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
 from collections import Counter, OrderedDict, deque, namedtuple
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from cipo.sandbox import (
     StdioTests,
     _environment,
     _harness,
+    _protocol,
     isolation,
     run_tests,
 )
@@ -420,6 +424,41 @@ def test_code_cache_compiles_once_and_keeps_errors() -> None:
     assert _harness.precompile(job, cache) and not _harness.precompile(job, cache)
 
 
+WARM_UP_SCRIPT = """
+import json, linecache, os
+from cipo.sandbox import _harness
+_harness.warm_up(1)
+left = _harness.PROGRAM_FILE in linecache.cache or bool(_harness._last_false_comparison)
+print(json.dumps({"left_behind": left}))
+"""
+
+
+def test_warm_up_takes_every_harness_path_and_leaves_nothing_behind() -> None:
+    # In a process of its own: the harness restores builtins, which this one should keep as they are.
+    done = subprocess.run([sys.executable, "-c", WARM_UP_SCRIPT], capture_output=True, text=True, check=True)
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert records.pop() == {"left_behind": False}
+    passed = [r for r in records if r.get("ok") is True and "s" in r]
+    failed = [r for r in records if r.get("ok") is False and "s" in r]
+    assert passed and failed and "message" in failed[0]["error"]  # guards, asserts and error messages ran
+    assert any("program_error" in r for r in records)  # the program-error path
+    assert any("value" in r and "s" not in r for r in records)  # the function-call path
+    assert len(passed) == 3 * (len(_harness._WARM_UP_UNITS) - 1)  # every test but the failing one, each round
+
+
+def test_supervisor_reads_every_message_of_one_read() -> None:
+    read, write = os.pipe()
+    try:
+        os.write(write, _protocol.encode_message({"a": 1}) + _protocol.encode_message({"b": [2]}))
+        os.write(write, _protocol.encode_message({"c": 3})[:5])  # the start of a third, then end of stream
+        os.close(write)
+        decoder = _protocol.FrameDecoder()
+        messages = [_protocol.read_message(read, decoder) for _ in range(3)]
+    finally:
+        os.close(read)
+    assert messages == [{"a": 1}, {"b": [2]}, None]
+
+
 # -- pure helpers -----------------------------------------------------------------------------------------------
 
 
@@ -477,6 +516,13 @@ def test_split_check_function() -> None:
     ]
     assert split_check_function("def check(c):\n    return\n") is None
     assert split_check_function("def other(c):\n    assert c\n") is None
+    # Cached by source, but every caller gets its own list of steps.
+    code = "def check(c):\n    assert c(1)\n"
+    first = split_check_function(code)
+    assert first is not None
+    first[1].append(first[1][0])
+    again = split_check_function(code)
+    assert again is not None and len(again[1]) == 1 and again[1] is not first[1]
 
 
 def test_value_reading_and_matching() -> None:

@@ -142,3 +142,11 @@ def test_throughput_benchmark_prints_pool_bare_and_ratio(shared_benchmarks: Path
     pool, bare, ratio = map(float, row.groups())
     assert abs(pool / bare - ratio) <= 0.06 * ratio + 0.05  # the ratio is of the rates printed beside it
     assert "per program, CPU ms (minor page faults)" in output
+    # The CPU side of the ratio: the pool's and the bare interpreter's CPU per program, and the floor's bound.
+    cpu = re.search(r"pool ([\d.]+) in all, bare ([\d.]+): ([\d.]+)x less CPU", output)
+    assert cpu is not None, output
+    pool_ms, bare_ms, cpu_ratio = map(float, cpu.groups())
+    assert pool_ms > 0 and abs(bare_ms / pool_ms - cpu_ratio) <= 0.06 * cpu_ratio + 0.05
+    floor = re.search(r"floor: .*: ([\d.]+) CPU ms each\nbare interpreter: ([\d.]+) CPU ms a program", output)
+    assert floor is not None, output
+    assert float(floor.group(2)) == bare_ms  # one level: the same bare runs

@@ -231,8 +231,9 @@ class Supervisor:
 
     def serve(self, protocol_in: int, protocol_out: int) -> None:
         _protocol.write_message(protocol_out, self.ready_message())
+        decoder = _protocol.FrameDecoder()
         while True:
-            job = _protocol.read_message(protocol_in)
+            job = _protocol.read_message(protocol_in, decoder)
             if job is None:
                 break
             try:
