@@ -6,7 +6,9 @@ cache) scoring TRL-sized batches. "raw" is single-process math-verify as its REA
 cache. Before the clock runs, both are brought to the state of a running training job (which starts its workers
 once, and whose first steps fill math-verify's per-process parser caches): ours starts its workers and warms each
 with ``MathVerifier.warm_up()``, raw scores the same warm-up corpus (cipo.rewards.math_warmup) in this process.
-Workloads:
+Ours and raw take turns, one batch each, so that both see the same machine load; "ratio" compares their wall
+times, "cpu ratio" their CPU seconds (ours: this process and its workers), which does not depend on how many cores
+the workers got. Workloads:
 
 - mix:         GRPO-like groups of 8 completions per gold, each with its own reasoning prose: correct boxed
                answers, "The final answer is $X$. I hope it is correct.", equivalent rewrites, wrong answers,
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -130,12 +133,54 @@ def adversarial_pairs(golds: Sequence[str], n: int, rng: random.Random) -> Pairs
     return completions, answers
 
 
-def ours_scores(verifier: MathVerifier, pairs: Pairs, batch_size: int) -> list[float]:
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used; 0.0 where /proc cannot tell (not Linux, gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu_s(verifier: MathVerifier) -> dict[int, float]:
+    return {pid: process_cpu_s(pid) for pid in verifier.pool.worker_pids()}
+
+
+class Timing:
+    """Wall and CPU seconds of ours and raw, accumulated batch by batch (alternating, so both see the same load)."""
+
+    def __init__(self) -> None:
+        self.ours_wall = self.ours_cpu = self.raw_wall = self.raw_cpu = self.slowest_raw = 0.0
+
+    def ours(self, verifier: MathVerifier, completions: list[str], golds: list[str]) -> list[float]:
+        workers_before, wall, cpu = workers_cpu_s(verifier), time.perf_counter(), time.process_time()
+        scores = verifier.score(completions, golds)
+        self.ours_wall += time.perf_counter() - wall
+        workers_after = workers_cpu_s(verifier)  # a worker killed at a deadline takes its CPU time with it
+        workers = sum(after - workers_before.get(pid, 0.0) for pid, after in workers_after.items())
+        self.ours_cpu += time.process_time() - cpu + workers
+        return scores
+
+    def raw(self, completions: list[str], golds: list[str]) -> list[float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        scores, slowest = raw_scores((completions, golds))
+        self.raw_wall += time.perf_counter() - wall
+        self.raw_cpu += time.process_time() - cpu
+        self.slowest_raw = max(self.slowest_raw, slowest)
+        return scores
+
+
+def score_both(
+    verifier: MathVerifier, pairs: Pairs, batch_size: int
+) -> tuple[list[float], list[float], Timing]:
+    """Ours and raw on the same TRL-sized batches, one batch each in turn."""
     completions, golds = pairs
-    scores: list[float] = []
+    timing, ours, raw = Timing(), [], []
     for start in range(0, len(completions), batch_size):
-        scores += verifier.score(completions[start : start + batch_size], golds[start : start + batch_size])
-    return scores
+        batch = completions[start : start + batch_size], golds[start : start + batch_size]
+        ours += timing.ours(verifier, *batch)
+        raw += timing.raw(*batch)
+    return ours, raw, timing
 
 
 def raw_score(text: str, gold: str) -> float:
@@ -200,6 +245,7 @@ def main() -> None:
         )
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # raw math-verify logs every failed parse
 
+    print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}")
     golds, source = load_golds(args.seed)
     verifier = MathVerifier(timeout_s=args.timeout, num_workers=args.workers)
     print(f"golds: {source} ({len(golds)}), n={args.n}, workers={args.workers}, batch={args.batch}")
@@ -214,7 +260,7 @@ def main() -> None:
     print(
         f"raw: warm-up ({len(warm_up[0])} jobs): {time.perf_counter() - started:.2f} s (neither timed below)\n"
     )
-    header = f"{'workload':<12} {'ours/s':>8} {'raw/s':>8} {'ratio':>6} {'ours=1':>7} {'raw=1':>6}"
+    header = f"{'workload':<12} {'ours/s':>8} {'raw/s':>8} {'ratio':>6} {'cpu ratio':>9} {'ours=1':>7} {'raw=1':>6}"
     print(f"{header} {'differ':>7} {'why':>18} {'timeouts':>8} {'slowest raw item':>17}")
     try:
         for index, (name, make_pairs) in enumerate(WORKLOADS.items()):
@@ -222,20 +268,17 @@ def main() -> None:
                 continue
             pairs = make_pairs(golds, args.n, random.Random(args.seed + index))
             timeouts_before = verifier.pool.timeouts
-            started = time.perf_counter()
-            ours = ours_scores(verifier, pairs, args.batch)
-            ours_s = time.perf_counter() - started
-            started = time.perf_counter()
-            raw, slowest = raw_scores(pairs)
-            raw_s = time.perf_counter() - started
+            ours, raw, timing = score_both(verifier, pairs, args.batch)
             differ = sum(a != b for a, b in zip(ours, raw, strict=True))
             print(
-                f"{name:<12} {args.n / ours_s:>8.1f} {args.n / raw_s:>8.1f} {raw_s / ours_s:>5.1f}x "
+                f"{name:<12} {args.n / timing.ours_wall:>8.1f} {args.n / timing.raw_wall:>8.1f} "
+                f"{timing.raw_wall / timing.ours_wall:>5.1f}x {timing.raw_cpu / max(timing.ours_cpu, 1e-9):>8.1f}x "
                 f"{sum(ours):>7.0f} {sum(raw):>6.0f} {differ:>7} {why_they_differ(pairs, ours, raw):>18} "
-                f"{verifier.pool.timeouts - timeouts_before:>8} {slowest:>16.2f}s"
+                f"{verifier.pool.timeouts - timeouts_before:>8} {timing.slowest_raw:>16.2f}s"
             )
     finally:
         verifier.close()
+    print(f"\nload average (1 min) after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

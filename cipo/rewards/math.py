@@ -25,6 +25,7 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
+from cipo.rewards.math_parsing import install as install_two_stage_parsing
 from cipo.rewards.math_pool import VerifierPool, WorkerFn
 from cipo.rewards.math_text import (
     MAX_ANSWER_CHARS,
@@ -152,7 +153,12 @@ class MathVerifier:
             raise ValueError(f"think must be one of {THINK_MODES}, got {think!r}")
         self.use_fast_path = use_fast_path
         self.think = think
-        self.pool = VerifierPool(num_workers=num_workers, timeout_s=timeout_s, worker_fn=worker_fn)
+        self.pool = VerifierPool(
+            num_workers=num_workers,
+            timeout_s=timeout_s,
+            worker_fn=worker_fn,
+            worker_init=install_two_stage_parsing,
+        )
         self._result_cache: dict[CacheKey, bool] = {}
         self._result_cache_lock = threading.Lock()
 

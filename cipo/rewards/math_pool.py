@@ -31,6 +31,8 @@ Golds = tuple[str, ...]
 Job = tuple[Golds, str]
 # Runs inside a worker: (gold candidates, graded completion text) -> is the completion correct?
 WorkerFn = Callable[[Golds, str], bool]
+# Runs once in each fresh worker, before its warm-up (module-level: it is pickled by name).
+WorkerInit = Callable[[], object]
 # Golds a worker is remembered to have seen (beyond this many, the memory starts afresh).
 KNOWN_GOLDS_PER_WORKER = 4096
 
@@ -50,7 +52,7 @@ _WARM_UP_JOBS: tuple[Job, ...] = (
 )
 
 
-def _worker_main(connection: Connection, worker_fn: WorkerFn) -> None:
+def _worker_main(connection: Connection, worker_fn: WorkerFn, worker_init: WorkerInit | None) -> None:
     """Worker process: answer one (golds, graded text) job at a time until told to stop (None) or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; it stops us cleanly
     _exit_when_orphaned()
@@ -58,6 +60,8 @@ def _worker_main(connection: Connection, worker_fn: WorkerFn) -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     import math_verify  # noqa: F401 - if it is missing, fail here: the parent then reports a startup failure
 
+    if worker_init is not None:
+        worker_init()
     _warm_up(worker_fn, _WARM_UP_JOBS)
     connection.send("ready")
     while True:
@@ -171,10 +175,18 @@ def _main_module_hidden() -> Iterator[None]:
 class _Worker:
     """One worker process, its end of the pipe, and the job it is running (if any)."""
 
-    def __init__(self, context: multiprocessing.context.BaseContext, worker_fn: WorkerFn) -> None:
+    def __init__(
+        self,
+        context: multiprocessing.context.BaseContext,
+        worker_fn: WorkerFn,
+        worker_init: WorkerInit | None,
+    ) -> None:
         self.connection, child_connection = context.Pipe()
         self.process = context.Process(
-            target=_worker_main, args=(child_connection, worker_fn), daemon=True, name="cipo-math-verify"
+            target=_worker_main,
+            args=(child_connection, worker_fn, worker_init),
+            daemon=True,
+            name="cipo-math-verify",
         )
         with _main_module_hidden():
             self.process.start()
@@ -221,12 +233,15 @@ class VerifierPool:
     collected, or at interpreter exit.
     """
 
-    def __init__(self, num_workers: int, timeout_s: float, worker_fn: WorkerFn) -> None:
+    def __init__(
+        self, num_workers: int, timeout_s: float, worker_fn: WorkerFn, worker_init: WorkerInit | None = None
+    ) -> None:
         if num_workers < 1 or timeout_s <= 0:
             raise ValueError("num_workers must be >= 1 and timeout_s > 0")
         self.num_workers = num_workers
         self.timeout_s = timeout_s
         self.worker_fn = worker_fn
+        self.worker_init = worker_init
         self.timeouts = 0  # jobs killed at their deadline, for logs and tests
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []  # modified in place only: the finalizer holds this list
@@ -299,7 +314,7 @@ class VerifierPool:
 
     def _start_workers(self) -> None:
         while len(self._workers) < self.num_workers:
-            self._workers.append(_Worker(self._context, self.worker_fn))
+            self._workers.append(_Worker(self._context, self.worker_fn, self.worker_init))
 
     def _dispatch(self, jobs: Sequence[Job], pending: JobQueue) -> None:
         for worker in self._workers:
@@ -361,7 +376,7 @@ class VerifierPool:
 
     def _replace(self, worker: _Worker) -> None:
         worker.stop(graceful=False)
-        self._workers[self._workers.index(worker)] = _Worker(self._context, self.worker_fn)
+        self._workers[self._workers.index(worker)] = _Worker(self._context, self.worker_fn, self.worker_init)
 
     def _fail_startup(self, reason: str) -> None:
         # Retrying would loop forever (math-verify missing, broken environment...): stop everything and say why.
