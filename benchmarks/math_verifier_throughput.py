@@ -7,8 +7,8 @@ cache. Before the clock runs, both are brought to the state of a running trainin
 once, and whose first steps fill math-verify's per-process parser caches): ours starts its workers and warms each
 with ``MathVerifier.warm_up()``, raw scores the same warm-up corpus (cipo.rewards.math_warmup) in this process.
 Ours and raw take turns, one batch each, so that both see the same machine load; "ratio" compares their wall
-times, "cpu ratio" their CPU seconds (ours: this process and its workers), which does not depend on how many cores
-the workers got. Workloads:
+times, "cpu ratio" their CPU seconds (ours: this process and its workers; left out when a worker was killed, as
+its CPU count goes with it), which does not depend on how many cores the workers got. Workloads:
 
 - mix:         GRPO-like groups of 8 completions per gold, each with its own reasoning prose: correct boxed
                answers, "The final answer is $X$. I hope it is correct.", equivalent rewrites, wrong answers,
@@ -156,7 +156,7 @@ class Timing:
         workers_before, wall, cpu = workers_cpu_s(verifier), time.perf_counter(), time.process_time()
         scores = verifier.score(completions, golds)
         self.ours_wall += time.perf_counter() - wall
-        workers_after = workers_cpu_s(verifier)  # a worker killed at a deadline takes its CPU time with it
+        workers_after = workers_cpu_s(verifier)
         workers = sum(after - workers_before.get(pid, 0.0) for pid, after in workers_after.items())
         self.ours_cpu += time.process_time() - cpu + workers
         return scores
@@ -270,11 +270,14 @@ def main() -> None:
             timeouts_before = verifier.pool.timeouts
             ours, raw, timing = score_both(verifier, pairs, args.batch)
             differ = sum(a != b for a, b in zip(ours, raw, strict=True))
+            timeouts = verifier.pool.timeouts - timeouts_before
+            # A worker killed at its deadline takes its CPU count with it: no CPU ratio then.
+            cpu_ratio = "-" if timeouts else f"{timing.raw_cpu / max(timing.ours_cpu, 1e-9):.1f}x"
             print(
                 f"{name:<12} {args.n / timing.ours_wall:>8.1f} {args.n / timing.raw_wall:>8.1f} "
-                f"{timing.raw_wall / timing.ours_wall:>5.1f}x {timing.raw_cpu / max(timing.ours_cpu, 1e-9):>8.1f}x "
+                f"{timing.raw_wall / timing.ours_wall:>5.1f}x {cpu_ratio:>9} "
                 f"{sum(ours):>7.0f} {sum(raw):>6.0f} {differ:>7} {why_they_differ(pairs, ours, raw):>18} "
-                f"{verifier.pool.timeouts - timeouts_before:>8} {timing.slowest_raw:>16.2f}s"
+                f"{timeouts:>8} {timing.slowest_raw:>16.2f}s"
             )
     finally:
         verifier.close()
