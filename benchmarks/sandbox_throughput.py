@@ -6,8 +6,8 @@ programs when the shared benchmark folder is absent). Two ways to run the same p
 
 * pool: ``Sandbox.run_many`` at each isolation level, every program in a fresh child of a warm, pre-started
   supervisor, with every limit and the cleanup after each run;
-* bare: a fresh, unsandboxed ``python -I -c program+tests`` process per program (no isolation at all): what a
-  program costs when each one gets its own interpreter.
+* bare: a fresh, unsandboxed ``python -I -c program+tests`` process per program (no isolation at all, but a
+  session of its own, as each pool run has): what a program costs when each one gets its own interpreter.
 
 The two alternate for ``--rounds`` rounds and the ratio divides their totals, so that a machine whose load
 changes during the run (a shared one) slows both alike. Every run must pass: the pool's results are graded
@@ -176,7 +176,10 @@ def pool_round(sandbox: Sandbox, programs: list[Program], tally: Tally, cpu: Cpu
 
 def bare_round(programs: list[Program], workers: int, tally: Tally) -> None:
     def run(program: Program) -> None:
-        subprocess.run([sys.executable, "-I", "-c", program.script], check=True, capture_output=True)
+        # Each in a session of its own, as each pool run is: with autogroup scheduling (Linux's default) a
+        # session is a scheduling group, so on a loaded machine the two sides get the same share of the CPU.
+        command = [sys.executable, "-I", "-c", program.script]
+        subprocess.run(command, check=True, capture_output=True, start_new_session=True)
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -196,6 +199,18 @@ for script in scripts:
     exec(compile(script, "<program>", "exec"), {"__name__": "__cipo_floor__"})
 print(time.process_time() - started)
 """
+
+
+def plan_ms(programs: list[Program]) -> tuple[float, float]:
+    """Host CPU ms per program to build the test plans (done before the clock in pool rounds): the first time,
+    and again (a problem's check function is split once, then cached)."""
+    timings = []
+    for _ in range(2):
+        started = time.process_time()
+        for program in programs:
+            _plan(program.program, program.suite, None)
+        timings.append((time.process_time() - started) * 1e3 / len(programs))
+    return timings[0], timings[1]
 
 
 def floor_ms(programs: list[Program]) -> float:
@@ -269,7 +284,11 @@ def main() -> None:
     source, programs = load_workload(args.workload)
     programs = programs[: args.limit or None]
     print(f"workload: {source} ({len(programs)} programs), {args.workers} runs in parallel")
-    print(f"bare: a fresh `{Path(sys.executable).name} -I -c program+tests` per program, no isolation\n")
+    print(f"bare: a fresh `{Path(sys.executable).name} -I -c program+tests` per program, no isolation")
+    first, again = plan_ms(programs)
+    print(
+        f"test plans (host, before the clock): {first:.2f} CPU ms a program the first time, {again:.3f} again\n"
+    )
     header = (
         f"{'level':<11} {'pool':>6} {'pool prog/s':>12} {'bare':>6} {'bare prog/s':>12} {'ratio':>8} "
         f"{'start-up s':>10} {'load avg':>12}"

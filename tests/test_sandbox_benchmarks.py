@@ -137,6 +137,8 @@ def test_throughput_benchmark_prints_pool_bare_and_ratio(shared_benchmarks: Path
         [*command, "--levels", "rlimits", "--profile"], capture_output=True, text=True, check=True
     ).stdout
     assert "HumanEval canonical solutions (8 programs)" in output
+    plans = re.search(r"test plans .*: ([\d.]+) CPU ms a program the first time, ([\d.]+) again", output)
+    assert plans is not None and float(plans.group(2)) < float(plans.group(1))  # the split is cached
     row = re.search(r"^rlimits\s+16\s+([\d.]+)\s+8\s+([\d.]+)\s+([\d.]+)x", output, re.MULTILINE)
     assert row is not None, output
     pool, bare, ratio = map(float, row.groups())
