@@ -13,7 +13,8 @@ The two alternate for ``--rounds`` rounds and the ratio divides their totals, so
 changes during the run (a shared one) slows both alike. Every run must pass: the pool's results are graded
 (``cipo.sandbox.testing``) after the clock stops, and a bare run must exit 0. ``--naive-runs N`` adds the naive
 sandbox (a new sandbox and interpreter per run, ``fresh_sandbox_per_run``); ``--profile`` adds where the CPU
-time went, per program, read from /proc. Usage::
+time went, per program, read from /proc, the bare interpreter's CPU, and what the floor (the tests' own run
+time) and a bare fork and exit leave as the best ratio a fork-per-run sandbox could reach by CPU. Usage::
 
     python benchmarks/sandbox_throughput.py [--workload humaneval] [--runs 1000] [--rounds 3]
         [--levels bwrap namespaces rlimits] [--naive-runs 0] [--profile] [--limit 0]
@@ -33,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cipo.sandbox as sandbox_package
 from cipo.rewards.code import parse_tests, tests_from_humaneval, tests_from_mbpp
 from cipo.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, TestSuite
 from cipo.sandbox.isolation import IsolationLevel, unavailable_reason
@@ -222,6 +224,41 @@ def floor_ms(programs: list[Program]) -> float:
     return float(done.stdout) * 1e3 / len(programs)
 
 
+FORK_SCRIPT = """
+import gc, os, resource, sys
+sys.path.insert(0, sys.argv[1])
+import _worker  # the supervisor's own module, with everything it imports
+_worker._preload()
+gc.collect()
+gc.freeze()
+def cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+runs = int(sys.argv[2])
+parent, child = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+for _ in range(runs):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+print((cpu(resource.RUSAGE_SELF) - parent) * 1e3 / runs, (cpu(resource.RUSAGE_CHILDREN) - child) * 1e3 / runs)
+"""
+
+
+def fork_exit_ms(runs: int = 500) -> tuple[float, float]:
+    """CPU ms of one fork and immediate exit of a process holding the supervisor's modules: in the parent and in
+    the child. What a fresh child per run costs before it does anything."""
+    sandbox_dir = Path(sandbox_package.__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", FORK_SCRIPT, str(sandbox_dir), str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    parent, child = map(float, done.stdout.split())
+    return parent, child
+
+
 def naive_rate(level: str, workers: int, programs: list[Program]) -> float:
     config = SandboxConfig(isolation=level, workers=workers, timeout_s=60, fresh_sandbox_per_run=True)
     tally = Tally()
@@ -309,9 +346,14 @@ def main() -> None:
     print(f"\nfloor: the tests' own run time, every program in one interpreter: {floor:.2f} CPU ms each")
     if args.profile and bare.runs:
         bare_ms = bare.cpu_s * 1e3 / bare.runs
+        parent, child = fork_exit_ms()
         print(
             f"bare interpreter: {bare_ms:.2f} CPU ms a program; a pool that cost nothing beyond the floor would "
             f"use {bare_ms / floor:.1f}x less CPU"
+        )
+        print(
+            f"fork + exit of a process holding the supervisor's modules: {parent + child:.2f} CPU ms ({parent:.2f} "
+            f"parent, {child:.2f} child); with the floor, {bare_ms / (floor + parent + child):.1f}x less CPU at most"
         )
     print("load avg: the 1-minute load average when the level started -> when it ended (this run included)")
 

@@ -152,3 +152,5 @@ def test_throughput_benchmark_prints_pool_bare_and_ratio(shared_benchmarks: Path
     floor = re.search(r"floor: .*: ([\d.]+) CPU ms each\nbare interpreter: ([\d.]+) CPU ms a program", output)
     assert floor is not None, output
     assert float(floor.group(2)) == bare_ms  # one level: the same bare runs
+    fork = re.search(r"fork \+ exit .*: ([\d.]+) CPU ms \(([\d.]+) parent, ([\d.]+) child\)", output)
+    assert fork is not None and float(fork.group(1)) > 0, output
