@@ -8,7 +8,8 @@ once, and whose first steps fill math-verify's per-process parser caches): ours 
 with ``MathVerifier.warm_up()``, raw scores the same warm-up corpus (cipo.rewards.math_warmup) in this process.
 Ours and raw take turns, one batch each, so that both see the same machine load; "ratio" compares their wall
 times, "cpu ratio" their CPU seconds (ours: this process and its workers; left out when a worker was killed, as
-its CPU count goes with it), which does not depend on how many cores the workers got. Workloads:
+its CPU count goes with it), which does not depend on how many cores the workers got. "no worker": the share of completions ours settles in this process (fast path, empty texts,
+result cache), "raw time": the share of raw's time spent on those same completions. Workloads:
 
 - mix:         GRPO-like groups of 8 completions per gold, each with its own reasoning prose: correct boxed
                answers, "The final answer is $X$. I hope it is correct.", equivalent rewrites, wrong answers,
@@ -150,7 +151,8 @@ class Timing:
     """Wall and CPU seconds of ours and raw, accumulated batch by batch (alternating, so both see the same load)."""
 
     def __init__(self) -> None:
-        self.ours_wall = self.ours_cpu = self.raw_wall = self.raw_cpu = self.slowest_raw = 0.0
+        self.ours_wall = self.ours_cpu = self.raw_wall = self.raw_cpu = 0.0
+        self.raw_item_s: list[float] = []
 
     def ours(self, verifier: MathVerifier, completions: list[str], golds: list[str]) -> list[float]:
         workers_before, wall, cpu = workers_cpu_s(verifier), time.perf_counter(), time.process_time()
@@ -163,10 +165,10 @@ class Timing:
 
     def raw(self, completions: list[str], golds: list[str]) -> list[float]:
         wall, cpu = time.perf_counter(), time.process_time()
-        scores, slowest = raw_scores((completions, golds))
+        scores, seconds = raw_scores((completions, golds))
         self.raw_wall += time.perf_counter() - wall
         self.raw_cpu += time.process_time() - cpu
-        self.slowest_raw = max(self.slowest_raw, slowest)
+        self.raw_item_s += seconds
         return scores
 
 
@@ -192,14 +194,14 @@ def raw_score(text: str, gold: str) -> float:
         return 0.0
 
 
-def raw_scores(pairs: Pairs) -> tuple[list[float], float]:
-    """Raw math-verify's scores, and the slowest single item in seconds."""
-    scores, slowest = [], 0.0
+def raw_scores(pairs: Pairs) -> tuple[list[float], list[float]]:
+    """Raw math-verify's scores, and the seconds each item took."""
+    scores, seconds = [], []
     for text, gold in zip(*pairs, strict=True):
         started = time.perf_counter()
         scores.append(raw_score(text, gold))
-        slowest = max(slowest, time.perf_counter() - started)
-    return scores, slowest
+        seconds.append(time.perf_counter() - started)
+    return scores, seconds
 
 
 def why_they_differ(pairs: Pairs, ours: list[float], raw: list[float]) -> str:
@@ -221,7 +223,7 @@ def warm_up_pairs() -> Pairs:
 WORKLOADS = {"mix": mixed_pairs, "symbolic": symbolic_pairs, "adversarial": adversarial_pairs}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -237,48 +239,75 @@ def main() -> None:
         default=",".join(WORKLOADS),
         help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all)",
     )
+    parser.add_argument(
+        "--ll-only", action="store_true", help="ours without two-stage parsing (latex2sympy's LL mode only)"
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.workloads.split(",")) - set(WORKLOADS))
     if unknown:
         parser.error(
             f"--workloads: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}"
         )
-    logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # raw math-verify logs every failed parse
+    return args
 
-    print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}")
-    golds, source = load_golds(args.seed)
-    verifier = MathVerifier(timeout_s=args.timeout, num_workers=args.workers)
-    print(f"golds: {source} ({len(golds)}), n={args.n}, workers={args.workers}, batch={args.batch}")
+
+def warm_up_both(verifier: MathVerifier) -> None:
     warm_up = warm_up_pairs()
     started = time.perf_counter()
     verifier.warm_up()
-    print(
-        f"ours: worker pool start + warm-up ({len(warm_up[0])} jobs each): {time.perf_counter() - started:.2f} s"
-    )
+    seconds = time.perf_counter() - started
+    print(f"ours: worker pool start + warm-up ({len(warm_up[0])} jobs each): {seconds:.2f} s")
     started = time.perf_counter()
     raw_scores(warm_up)
-    print(
-        f"raw: warm-up ({len(warm_up[0])} jobs): {time.perf_counter() - started:.2f} s (neither timed below)\n"
+    seconds = time.perf_counter() - started
+    print(f"raw: warm-up ({len(warm_up[0])} jobs): {seconds:.2f} s (neither timed below)\n")
+
+
+HEADER = (
+    f"{'workload':<12} {'ours/s':>8} {'raw/s':>8} {'ratio':>6} {'cpu ratio':>9} {'no worker':>10} "
+    f"{'raw time':>9} {'ours=1':>7} {'raw=1':>6} {'differ':>7} {'why':>18} {'timeouts':>8} {'slowest raw':>12}"
+)
+
+
+def report(name: str, pairs: Pairs, verifier: MathVerifier, batch_size: int) -> str:
+    """One table row: both scored, timed, compared; "no worker": completions ours settles in this process."""
+    settled = [verifier.settles_without_worker(text, gold) for text, gold in zip(*pairs, strict=True)]
+    timeouts_before = verifier.pool.timeouts
+    ours, raw, timing = score_both(verifier, pairs, batch_size)
+    timeouts = verifier.pool.timeouts - timeouts_before
+    # A worker killed at its deadline takes its CPU count with it: no CPU ratio then.
+    cpu_ratio = "-" if timeouts else f"{timing.raw_cpu / max(timing.ours_cpu, 1e-9):.1f}x"
+    n = len(pairs[0])
+    raw_share = sum(s for s, done in zip(timing.raw_item_s, settled, strict=True) if done) / sum(
+        timing.raw_item_s
     )
-    header = f"{'workload':<12} {'ours/s':>8} {'raw/s':>8} {'ratio':>6} {'cpu ratio':>9} {'ours=1':>7} {'raw=1':>6}"
-    print(f"{header} {'differ':>7} {'why':>18} {'timeouts':>8} {'slowest raw item':>17}")
+    return (
+        f"{name:<12} {n / timing.ours_wall:>8.1f} {n / timing.raw_wall:>8.1f} "
+        f"{timing.raw_wall / timing.ours_wall:>5.1f}x {cpu_ratio:>9} {sum(settled) / n:>10.0%} {raw_share:>9.0%} "
+        f"{sum(ours):>7.0f} {sum(raw):>6.0f} {sum(a != b for a, b in zip(ours, raw, strict=True)):>7} "
+        f"{why_they_differ(pairs, ours, raw):>18} {timeouts:>8} {max(timing.raw_item_s):>11.2f}s"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # raw math-verify logs every failed parse
+    print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}")
+    golds, source = load_golds(args.seed)
+    verifier = MathVerifier(
+        timeout_s=args.timeout, num_workers=args.workers, two_stage_parsing=not args.ll_only
+    )
+    parsing = "LL only" if args.ll_only else "two-stage"
+    print(
+        f"golds: {source} ({len(golds)}), n={args.n}, workers={args.workers}, batch={args.batch}, {parsing}"
+    )
     try:
+        warm_up_both(verifier)
+        print(HEADER)
         for index, (name, make_pairs) in enumerate(WORKLOADS.items()):
-            if name not in args.workloads.split(","):
-                continue
-            pairs = make_pairs(golds, args.n, random.Random(args.seed + index))
-            timeouts_before = verifier.pool.timeouts
-            ours, raw, timing = score_both(verifier, pairs, args.batch)
-            differ = sum(a != b for a, b in zip(ours, raw, strict=True))
-            timeouts = verifier.pool.timeouts - timeouts_before
-            # A worker killed at its deadline takes its CPU count with it: no CPU ratio then.
-            cpu_ratio = "-" if timeouts else f"{timing.raw_cpu / max(timing.ours_cpu, 1e-9):.1f}x"
-            print(
-                f"{name:<12} {args.n / timing.ours_wall:>8.1f} {args.n / timing.raw_wall:>8.1f} "
-                f"{timing.raw_wall / timing.ours_wall:>5.1f}x {cpu_ratio:>9} "
-                f"{sum(ours):>7.0f} {sum(raw):>6.0f} {differ:>7} {why_they_differ(pairs, ours, raw):>18} "
-                f"{timeouts:>8} {timing.slowest_raw:>16.2f}s"
-            )
+            if name in args.workloads.split(","):
+                pairs = make_pairs(golds, args.n, random.Random(args.seed + index))
+                print(report(name, pairs, verifier, args.batch))
     finally:
         verifier.close()
     print(f"\nload average (1 min) after: {os.getloadavg()[0]:.2f}")

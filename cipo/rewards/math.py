@@ -139,6 +139,8 @@ class MathVerifier:
         use_fast_path: settle the provably known cases without math-verify (off: math-verify decides everything).
         think: ``"after"`` grades only what follows ``</think>``; ``"whole"`` grades the whole completion.
         worker_fn: the comparison run inside workers; a module-level function (it is pickled by name).
+        two_stage_parsing: parse LaTeX in the workers with ANTLR's SLL mode first, LL when it reports a syntax
+            error (:mod:`~cipo.rewards.math_parsing`: the same results, faster); off: latex2sympy's LL only.
     """
 
     def __init__(
@@ -148,6 +150,7 @@ class MathVerifier:
         use_fast_path: bool = True,
         think: str = "after",
         worker_fn: WorkerFn = verify_with_math_verify,
+        two_stage_parsing: bool = True,
     ) -> None:
         if think not in THINK_MODES:
             raise ValueError(f"think must be one of {THINK_MODES}, got {think!r}")
@@ -157,7 +160,7 @@ class MathVerifier:
             num_workers=num_workers,
             timeout_s=timeout_s,
             worker_fn=worker_fn,
-            worker_init=install_two_stage_parsing,
+            worker_init=install_two_stage_parsing if two_stage_parsing else None,
         )
         self._result_cache: dict[CacheKey, bool] = {}
         self._result_cache_lock = threading.Lock()
@@ -189,6 +192,10 @@ class MathVerifier:
             for index in jobs[key][1]:
                 verdicts[index] = bool(correct)
         return [1.0 if verdict else 0.0 for verdict in verdicts]
+
+    def settles_without_worker(self, completion: object, gold: object) -> bool:
+        """True when :meth:`score` would settle this pair without a worker (fast path, empty, malformed, cached)."""
+        return self._quick_verdict(completion, gold)[1] is None
 
     def warm_up(self) -> None:
         """Start the workers now and have each score the warm-up corpus (:mod:`cipo.rewards.math_warmup`).
