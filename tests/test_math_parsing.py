@@ -75,7 +75,9 @@ def suite_texts() -> list[str]:
 
 
 def test_two_stage_parsing_gives_latex2sympys_results(ll_and_two_stage: tuple) -> None:
-    texts = suite_texts()[::8] + [text for _, text in warm_up_jobs()[::16]]  # all of them: the slow test below
+    texts = suite_texts()[::8] + [
+        text for _, text in warm_up_jobs()[::16]
+    ]  # all of them: the slow test below
     assert_same_outcomes(texts, ll_and_two_stage)
 
 
@@ -91,10 +93,11 @@ def test_two_stage_parsing_takes_over_and_gives_back() -> None:
     assert latex2sympy2._Latex2Sympy.parse is ll_parse
 
 
-def test_workers_parse_in_two_stages() -> None:
-    verifier = MathVerifier(num_workers=1, worker_fn=two_stage_installed)
+@pytest.mark.parametrize("two_stage", [True, False])
+def test_workers_parse_in_two_stages_unless_told_not_to(two_stage: bool) -> None:
+    verifier = MathVerifier(num_workers=1, worker_fn=two_stage_installed, two_stage_parsing=two_stage)
     try:
-        assert verifier.score(["so \\boxed{x+1}"], ["x+1"]) == [1.0]
+        assert verifier.score(["so \\boxed{x+1}"], ["x+1"]) == [1.0 if two_stage else 0.0]
     finally:
         verifier.close()
 

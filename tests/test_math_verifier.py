@@ -286,6 +286,16 @@ def test_fast_path_does_not_start_workers() -> None:
     assert verifier.pool.worker_pids() == []
 
 
+def test_settles_without_worker_tells_which_pairs_need_one() -> None:
+    verifier = MathVerifier()
+    assert verifier.settles_without_worker(boxed("27"), "27")  # fast path
+    assert verifier.settles_without_worker("The answer is 3 or 4", "3")  # a hedge against an integer gold
+    assert verifier.settles_without_worker(None, "3")  # malformed
+    assert not verifier.settles_without_worker(boxed("\\frac{54}{2}"), "27")
+    assert not verifier.settles_without_worker(boxed("x+1"), "x+1")
+    assert verifier.pool.worker_pids() == []
+
+
 def test_length_mismatch_is_an_error(verifier: MathVerifier) -> None:
     with pytest.raises(ValueError):
         verifier.score(["a", "b"], ["a"])
