@@ -66,8 +66,9 @@ def ablation_table(metrics: dict) -> list[dict]:
 def render_ablation(rows: list[dict]) -> str:
     labels = list(rows[0]["differences"])
     lines = ["| Variant (vs full CIPO) | " + " | ".join(f"Δ {label} (95% interval)" for label in labels)
-             + " | Part helps pass@1 |", "|---|" + "---|" * (len(labels) + 1)]
+             + " | Seeds | Part helps pass@1 |", "|---|" + "---|" * (len(labels) + 2)]
     for row in rows:
         cells = [f"{points(d['mean'])} ({interval(d)})" if d else "–" for d in row["differences"].values()]
-        lines.append(f"| {row['variant']} | " + " | ".join(cells) + f" | **{row['part_helps_pass_at_1']}** |")
+        seeds = next((d["seeds"] for d in row["differences"].values() if d), 0)
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + f" | {seeds} | **{row['part_helps_pass_at_1']}** |")
     return "\n".join(lines)

@@ -313,6 +313,14 @@ def plot_pass_at_k(path: Path, metrics: dict) -> None:
 # -------------------------------------------------------------------------------------------- the page
 
 
+def partial_notice(metrics: dict) -> list[str]:
+    """A warning line when the run stopped before its end (the report is rewritten after each finished unit)."""
+    finished = metrics.get("finished", "all")
+    if finished == "all":
+        return []
+    return [f"**Partial run**: the run stopped after the {finished}; every table below covers what had finished."]
+
+
 def render_markdown(metrics: dict) -> str:
     config = metrics["config"]
     warm = metrics["warm_start"]
@@ -330,6 +338,7 @@ def render_markdown(metrics: dict) -> str:
         f"{metrics['test_problems']} held-out problems, wall time **{timings['total'] / 60:.1f} min**, "
         f"peak memory **{memory.get('with_children', memory['lab_process']) / 1024:.2f} GiB** (the lab and its verifier worker processes; "
         f"the lab process alone {memory['lab_process'] / 1024:.2f} GiB).",
+        *partial_notice(metrics),
         "## Results",
         "Percentages on the held-out split (mean ± standard deviation over seeds when there are several). "
         f"pass@k: unbiased estimator from n = {config['eval']['num_samples']} samples per problem at temperature "

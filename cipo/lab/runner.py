@@ -95,15 +95,11 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory) -> Path:
                              task).to_dict()
         del warm_model
 
-    seeds = []
-    for seed in range(config.seed, config.seed + config.seeds):
-        seeds.append(run_seed(config, seed, warm_path, tokenizer, train, test, eval_config, timings))
-
     metrics = {
         "command": command,
         "preset": config.preset,
         "config": config.to_dict(),
-        "seeds": [s["seed"] for s in seeds],
+        "seeds": [],
         "warm_start": {
             "path": str(warm_path),
             "cached": warm_record["cached"],
@@ -114,12 +110,26 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory) -> Path:
             "losses": warm_record["losses"],
             "eval": warm_eval,
         },
-        "runs": seeds,
+        "runs": [],
         "environment": environment(config),
         "test_problems": len(test),
-        "timings_seconds": {**timings, "total": time.perf_counter() - start},
         "peak_memory_mib": memory.result_mib(),
     }
+    seeds = range(config.seed, config.seed + config.seeds)
+    # Every seed's main runs first, then the ablations seed by seed; the report is rewritten after each unit, so an
+    # interrupted run keeps what it finished (metrics.json "finished" says how far it got).
+    for seed in seeds:
+        metrics["runs"].append(run_seed(config, seed, warm_path, tokenizer, train, test, eval_config, timings))
+        metrics["seeds"].append(seed)
+        save_progress(run_dir, metrics, timings, start, memory, f"main runs of seed {seed}")
+    if config.ablate:
+        for record in metrics["runs"]:
+            common = seed_common(config, record["seed"], warm_path, tokenizer, train)
+            record["ablations"] = run_ablations(config, record["seed"], common, test, eval_config, timings)
+            save_progress(run_dir, metrics, timings, start, memory, f"ablations of seed {record['seed']}")
+    metrics["finished"] = "all"
+    metrics["timings_seconds"] = {**timings, "total": time.perf_counter() - start}
+    metrics["peak_memory_mib"] = memory.result_mib()
     write_report(run_dir, metrics)
     say(f"[cipo lab] done in {metrics['timings_seconds']['total']:.0f}s: {run_dir / 'report.md'}", file=sys.stderr)
     return run_dir
@@ -137,10 +147,7 @@ def run_seed(
 ) -> dict:
     """CIPO for ``rl.steps`` steps, then one GRPO run: copied at the same step count, continued to equal tokens."""
     rl = config.rl
-    task = get_task(config.task.name)
-    dataset = rl_dataset(train, task)
-    common = {"warm_path": warm_path, "tokenizer": tokenizer, "dataset": dataset, "config": rl, "seed": seed,
-              "show_progress": config.show_progress, "task": task}
+    common = seed_common(config, seed, warm_path, tokenizer, train)
     # The trainers save nothing (save_strategy="no"), but want an output folder.
     with tempfile.TemporaryDirectory(prefix="cipo-lab-") as scratch, timed(timings, "cipo"):
         cipo, _ = train_policy(f"CIPO seed {seed}", use_correction=True, max_steps=rl.steps,
@@ -162,10 +169,23 @@ def run_seed(
             record[key] = evaluated(result, f"{MODEL_NAMES[key]} seed {seed}", common, test, eval_config)
     for result in results.values():
         result.model = None
-    if config.ablate:
-        record["ablations"] = run_ablations(config, seed, common, test, eval_config, timings)
     gc.collect()
     return record
+
+
+def seed_common(config: LabConfig, seed: int, warm_path: Path, tokenizer, train: list) -> dict:  # noqa: ANN001
+    """The arguments every training run of one seed shares (same warm start, data and seed)."""
+    task = get_task(config.task.name)
+    return {"warm_path": warm_path, "tokenizer": tokenizer, "dataset": rl_dataset(train, task), "config": config.rl,
+            "seed": seed, "show_progress": config.show_progress, "task": task}
+
+
+def save_progress(run_dir: Path, metrics: dict, timings: dict[str, float], start: float, memory: PeakMemory,
+                  finished: str) -> None:
+    metrics["finished"] = finished
+    metrics["timings_seconds"] = {**timings, "total": time.perf_counter() - start}
+    metrics["peak_memory_mib"] = memory.result_mib()
+    write_report(run_dir, metrics)
 
 
 def evaluated(result: RunResult, name: str, common: dict, test: list, eval_config: EvalConfig) -> dict:

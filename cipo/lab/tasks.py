@@ -48,7 +48,7 @@ class TaskConfig:
         metadata={"help": "The hard tail: levels added to the held-out split and to the RL problems, never to the "
                   "warm start's data (disjoint from `levels`)."},
     )
-    hard_test_size: int = field(default=24, metadata={"help": "Held-out problems of the hard tail."})
+    hard_test_size: int = field(default=32, metadata={"help": "Held-out problems of the hard tail."})
     seed: int = field(default=1234, metadata={"help": "Seed of the problem generators (the data, not the training)."})
 
 
