@@ -137,3 +137,22 @@ def test_quick_warm_start_is_in_the_target_band():
     assert 0.15 <= evaluation.pass_at_k[1] <= 0.6
     assert evaluation.pass_at_k[64] <= 0.9  # the hard tail: some problems no sample solves
     assert evaluation.correction["wrong_to_right"] > 0.2
+
+
+def test_an_interrupted_run_keeps_its_finished_seeds(tmp_path, monkeypatch):
+    """The report is rewritten after each finished unit: a run that dies in its ablations keeps every seed's main
+    runs, their claims table and a report saying how far it got."""
+    import cipo.lab.runner as runner
+
+    def broken_ablations(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_ablations", broken_ablations)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--preset", "tiny", "--seeds", "2", "--ablate", "--output-dir", str(tmp_path / "out"),
+              "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    (run_dir,) = (tmp_path / "out").glob("lab-*")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["seeds"] == [0, 1] and metrics["finished"] == "main runs of seed 1"
+    assert {row["seeds"] for row in metrics["claims"]} == {2}
+    assert "**Partial run**: the run stopped after the main runs of seed 1" in (run_dir / "report.md").read_text()
