@@ -325,6 +325,9 @@ def is_hedge(text: str, gold_elements: int, distinct: Callable[[list[str]], int]
 
 _INTEGER = re.compile(r"-?\d{1,50}")
 _FINAL_ANSWER_IS = re.compile(r"final answer is", re.IGNORECASE)
+# The only phrases math-verify ranks at or above a box: "final answer", then "is" within 100 characters (its
+# patterns of priority 0 and 50; boxes are 50). Matched more widely here (any case, across lines): a superset.
+_FINAL_ANSWER_THEN_IS = re.compile(r"final answer.{0,100}?\s+is", re.IGNORECASE | re.DOTALL)
 _FINAL_ANSWER_INTEGER = re.compile(r"(?i:final answer is):?\s*\$(?P<integer>-?\d{1,50})\$\.?\s?I hope")
 
 
@@ -333,8 +336,9 @@ def fast_verdict(golds: Sequence[str], text: str) -> bool | None:
 
     Settled here, against integer golds, when the text puts forward no alternatives:
 
-    - a text whose only box is ``\\boxed{<integer>}`` and that says no "final answer" (the one phrase
-      math-verify ranks at or above a box);
+    - a text whose only box is ``\\boxed{<integer>}`` and that has no "final answer ... is" (the one phrase
+      math-verify ranks at or above a box; a heading such as ``**Final Answer**`` or ``Final answer:`` ranks
+      below it);
     - a text whose one "final answer is" reads ``final answer is $<integer>$. I hope`` (math-verify's
       top-priority pattern, ahead of every box and every other phrase).
 
@@ -361,7 +365,7 @@ def fast_verdict(golds: Sequence[str], text: str) -> bool | None:
 
 def _sole_boxed_integer(text: str) -> int | None:
     boxes = _BOX_COMMANDS.findall(text)
-    if len(boxes) != 1 or boxes[0] != "\\boxed" or _FINAL_ANSWER.search(text):
+    if len(boxes) != 1 or boxes[0] != "\\boxed" or _FINAL_ANSWER_THEN_IS.search(text):
         return None
     start = text.find("\\boxed{")
     if start < 0:
