@@ -184,7 +184,7 @@ def test_alternatives_offered(text: str, expected: int) -> None:
         (["32349"], "\\boxed{32, 349}", None),  # not an integer: math-verify decides (a set, so 0)
         (["1000"], "\\boxed{1,000}", None),
         (["27"], "\\boxed{27.0}", None),
-        (["27"], "\\boxed{27} Final answer is 28", None),  # "final answer ... is" outranks a box in math-verify
+        (["27"], "\\boxed{27} Final answer is 28", None),  # "final answer ... is" outranks a box
         (["27"], "\\boxed{27}. Final answer,\nwe find, is 28", None),
         (["27"], "**Final Answer**\n\\[\n\\boxed{27}\n\\]", True),  # a heading ranks below the box
         (["27"], "Final answer: $\\boxed{28}$", False),
