@@ -68,8 +68,9 @@ class CIPOConfig(GRPOConfig):
     risk_penalty: float = field(
         default=1.0,
         metadata={
-            "help": "Reward given as -risk_penalty to a correction that turns a correct anchor wrong. 0 switches "
-            "risk-averse shaping off. (open)"
+            "help": "Subtracted from the group-normalized advantage of a correction that turns a correct anchor wrong "
+            "(on the advantage: group normalization would cancel a reward penalty shared by an anchor's whole group). "
+            "0 switches risk-averse shaping off. (open)"
         },
     )
     difficulty_band: list[float] = field(

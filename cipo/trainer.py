@@ -8,8 +8,8 @@ One training step, top to bottom:
 3. Corrections: each anchor's prompt (as the model saw it) + attempt + review instruction (``cipo.core.prompts``)
    is sampled ``correction_num_generations`` times by the *current* policy and scored by the same reward functions;
    this reuses the parent's generation and scoring path, so vLLM, tools and distributed gathering behave the same.
-4. Shaping and advantages: a correction that breaks a correct anchor gets ``-risk_penalty``
-   (``cipo.core.shaping``); advantages are normalized within each anchor's corrections (``cipo.core.advantages``).
+4. Advantages and shaping: normalized within each anchor's corrections (``cipo.core.advantages``), then a
+   correction that breaks a correct anchor loses ``risk_penalty`` (``cipo.core.shaping``).
 5. The two sets of rows stay apart (``_prepare_inputs``): each is shuffled and cut into ``steps_per_generation``
    micro-batches as the parent cuts its batch, so every micro-batch holds the same number of correction rows.
 6. The loss (``_compute_loss``) of a micro-batch is ``L_GRPO(originals) + correction_weight * L_GRPO(corrections)``:
@@ -48,7 +48,7 @@ from cipo.core.advantages import group_advantages
 from cipo.core.anchors import AnchorSelection, ShareRounder, anchor_budget, select_anchors
 from cipo.core.prompts import build_correction_row, has_tool_turns, resolve_layout, with_feedback
 from cipo.core.replay import ReplayController
-from cipo.core.shaping import CorrectionStats, correction_stats, is_success, shape_correction_rewards
+from cipo.core.shaping import CorrectionStats, correction_stats, is_success, penalize_breaks
 from cipo.rewards import get_feedback
 
 logger = logging.getLogger(__name__)
@@ -255,19 +255,18 @@ class CIPOTrainer(GRPOTrainer):
         return [with_feedback(text, instruction) for text in feedback]
 
     def _correction_advantages(self, raw_rewards: torch.Tensor, anchor_correct: list[bool]) -> torch.Tensor:
-        """Shaped, group-normalized advantages of this rank's correction rows (the weight is on the loss)."""
-        shaped = shape_correction_rewards(
-            raw_rewards.tolist(),
-            anchor_correct,
-            self.args.correction_success_threshold,
+        """Group-normalized advantages of this rank's correction rows, minus the risk penalty on breaks (the weight
+        is on the loss)."""
+        normalized = group_advantages(
+            raw_rewards.to(torch.float32), self.args.correction_num_generations, self.scale_rewards
+        )
+        advantages = torch.tensor(penalize_breaks(
+            normalized.tolist(), raw_rewards.tolist(), anchor_correct, self.args.correction_success_threshold,
             self.args.risk_penalty,
-        )
-        advantages = group_advantages(
-            torch.tensor(shaped, dtype=torch.float32), self.args.correction_num_generations, self.scale_rewards
-        )
+        ))
         local_rows = len(advantages) // self.accelerator.num_processes
         start = self.accelerator.process_index * local_rows
-        self._log("reward_shaped", float(torch.tensor(shaped).nanmean()))
+        self._log("advantage_mean", float(advantages.mean()) if len(advantages) else 0.0)
         return advantages[start : start + local_rows].to(self.accelerator.device)
 
     def _record(self, stats: CorrectionStats) -> None:

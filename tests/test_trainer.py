@@ -108,11 +108,11 @@ def test_correction_rows_carry_the_intended_advantages(tiny_model_dir: Path, tmp
 
     assert batch["advantages"].shape == (8,)
     corrections = batch[CORRECTIONS]
-    # Shaped correct-anchor group: [1, -1] -> +-1/(sqrt 2 + eps); wrong-anchor group [1, 0] -> +-0.5/(sqrt .5 + eps).
-    # The weight (0.5) multiplies the corrections' loss, not their advantages.
-    kept = 1 / (math.sqrt(2) + STD_EPS)
-    fixed = 0.5 / (math.sqrt(0.5) + STD_EPS)
-    assert corrections["advantages"].tolist() == pytest.approx([kept, -kept, fixed, -fixed], rel=1e-5)
+    # Both groups [1, 0] -> +-0.5/(sqrt .5 + eps); then the correction that broke the correct anchor loses
+    # risk_penalty (1.0). The weight (0.5) multiplies the corrections' loss, not their advantages.
+    normalized = 0.5 / (math.sqrt(0.5) + STD_EPS)
+    expected = [normalized, -normalized - 1.0, normalized, -normalized]
+    assert corrections["advantages"].tolist() == pytest.approx(expected, rel=1e-5)
 
     correction_call = reward.calls[1]
     assert correction_call["answer"] == ["gold-0"] * 4  # source columns travel with the correction rows

@@ -1,4 +1,4 @@
-"""Risk-averse reward shaping and the outcome statistics of a step's corrections."""
+"""Risk-averse shaping of the corrections' advantages and the outcome statistics of a step's corrections."""
 
 from __future__ import annotations
 
@@ -10,20 +10,26 @@ def is_success(reward: float, threshold: float) -> bool:
     return reward == reward and reward >= threshold  # NaN (unscorable) is never a success
 
 
-def shape_correction_rewards(
-    rewards: Sequence[float], anchor_correct: Sequence[bool], success_threshold: float, risk_penalty: float
+def penalize_breaks(
+    advantages: Sequence[float],
+    rewards: Sequence[float],
+    anchor_correct: Sequence[bool],
+    success_threshold: float,
+    risk_penalty: float,
 ) -> list[float]:
-    """A correction that turns a correct anchor wrong gets ``-risk_penalty``; everything else is unchanged.
+    """The corrections' advantages after the risk-averse penalty: a correction that turns a correct anchor wrong (or
+    cannot be scored) loses ``risk_penalty``; every other advantage is unchanged. ``risk_penalty == 0`` switches it off.
 
-    ``risk_penalty == 0`` switches shaping off (rewards pass through untouched).
+    The penalty acts on the group-normalized advantages, not on the rewards: all corrections of one anchor share the
+    anchor's correctness, so a penalty on their rewards is one affine change of the whole group, which group
+    normalization cancels (exactly, for 0/1 rewards under ``scale_rewards="group"``), and a group whose corrections all
+    break would get advantage 0 however large the penalty.
     """
-    if len(rewards) != len(anchor_correct):
-        raise ValueError(f"{len(rewards)} rewards for {len(anchor_correct)} anchor flags")
-    if risk_penalty == 0:
-        return [float(r) for r in rewards]
+    if not len(advantages) == len(rewards) == len(anchor_correct):
+        raise ValueError(f"{len(advantages)} advantages, {len(rewards)} rewards and {len(anchor_correct)} anchor flags")
     return [
-        -risk_penalty if was_correct and not is_success(reward, success_threshold) else float(reward)
-        for reward, was_correct in zip(rewards, anchor_correct, strict=True)
+        float(advantage) - risk_penalty if was_correct and not is_success(reward, success_threshold) else float(advantage)
+        for advantage, reward, was_correct in zip(advantages, rewards, anchor_correct, strict=True)
     ]
 
 
