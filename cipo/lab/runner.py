@@ -113,24 +113,22 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory) -> Path:
         "runs": [],
         "environment": environment(config),
         "test_problems": len(test),
-        "peak_memory_mib": memory.result_mib(),
     }
     seeds = range(config.seed, config.seed + config.seeds)
     # Every seed's main runs first, then the ablations seed by seed; the report is rewritten after each unit, so an
-    # interrupted run keeps what it finished (metrics.json "finished" says how far it got).
+    # interrupted run keeps what it finished (metrics.json "finished" says how far it got, "all" once done).
     for seed in seeds:
         metrics["runs"].append(run_seed(config, seed, warm_path, tokenizer, train, test, eval_config, timings))
         metrics["seeds"].append(seed)
-        save_progress(run_dir, metrics, timings, start, memory, f"main runs of seed {seed}")
+        last = seed == seeds[-1] and not config.ablate
+        save_progress(run_dir, metrics, timings, start, memory, "all" if last else f"main runs of seed {seed}")
     if config.ablate:
         for record in metrics["runs"]:
             common = seed_common(config, record["seed"], warm_path, tokenizer, train)
             record["ablations"] = run_ablations(config, record["seed"], common, test, eval_config, timings)
-            save_progress(run_dir, metrics, timings, start, memory, f"ablations of seed {record['seed']}")
-    metrics["finished"] = "all"
-    metrics["timings_seconds"] = {**timings, "total": time.perf_counter() - start}
-    metrics["peak_memory_mib"] = memory.result_mib()
-    write_report(run_dir, metrics)
+            last = record is metrics["runs"][-1]
+            save_progress(run_dir, metrics, timings, start, memory,
+                          "all" if last else f"ablations of seed {record['seed']}")
     say(f"[cipo lab] done in {metrics['timings_seconds']['total']:.0f}s: {run_dir / 'report.md'}", file=sys.stderr)
     return run_dir
 
