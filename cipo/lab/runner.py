@@ -23,6 +23,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cipo.lab.ablation import VARIANTS, variant_config
+from cipo.lab.builtins import rl_problem_pool
 from cipo.lab.compare import RunResult, rl_dataset, train_policy
 from cipo.lab.config import LabConfig
 from cipo.lab.evaluate import EvalConfig, evaluate
@@ -84,9 +85,7 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(warm_path)
     task = get_task(config.task.name)
     test = task.make_test_split(config.task)
-    pool_size = math.ceil(config.rl.steps * config.rl.max_equal_token_factor) * config.rl.prompts_per_step
-    stream = task.iter_train_problems(config.task, "rl", {task.key(p) for p in test})
-    train = [next(stream) for _ in range(pool_size)]
+    train = rl_problem_pool(config, task, test)
     eval_config = config.eval
 
     with timed(timings, "evaluation"):

@@ -6,8 +6,9 @@ A registry maps short names (used in YAML configs: ``reward_funcs: [math]``) to 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
+
+from cipo.dotted import import_dotted
 
 RewardFunc = Callable[..., list[float]]
 
@@ -28,22 +29,15 @@ def register_reward(name: str) -> Callable[[RewardFunc], RewardFunc]:
     return decorate
 
 
-def _import_dotted(path: str) -> RewardFunc:
-    module_name, _, attribute = path.partition(":")
-    if not attribute:
-        raise ValueError(f"reward function path {path!r} must look like 'package.module:function'")
-    return getattr(importlib.import_module(module_name), attribute)
-
-
 def _lookup(table: dict[str, Callable | str], name: str, kind: str) -> Callable:
     """A registered entry by name (imported on first use), or any function by dotted path."""
     entry = table.get(name)
     if entry is None:
         if ":" in name:
-            return _import_dotted(name)
+            return import_dotted(name, kind)
         raise KeyError(f"unknown {kind} {name!r}; registered: {sorted(table)}")
     if isinstance(entry, str):
-        entry = table[name] = _import_dotted(entry)
+        entry = table[name] = import_dotted(entry, kind)
     return entry
 
 
