@@ -39,7 +39,7 @@ class LabConfig:
 
 
 def quick() -> LabConfig:
-    """The default: about 10 minutes on two CPU cores, the warm start included (it is cached afterwards)."""
+    """The default: about 14 minutes on two idle CPU cores, 570 s of it the warm start (cached afterwards)."""
     return LabConfig(preset="quick")
 
 
