@@ -57,13 +57,14 @@ def tiny_model_config(
     num_heads: int = 4,
     max_positions: int = 1024,
 ):  # -> PretrainedConfig
-    from transformers import LlamaConfig, Qwen2Config
+    from transformers import LlamaConfig, Qwen2Config, Qwen3Config
 
-    config_class = {"llama": LlamaConfig, "qwen2": Qwen2Config}.get(architecture)
+    config_class = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}.get(architecture)
     if config_class is None:
-        raise ValueError(f"architecture must be 'llama' or 'qwen2', got {architecture!r}")
+        raise ValueError(f"architecture must be 'llama', 'qwen2' or 'qwen3', got {architecture!r}")
     return config_class(
         vocab_size=vocab_size,
+        head_dim=hidden_size // num_heads,  # Qwen3 would otherwise default to 128
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
         num_hidden_layers=num_layers,

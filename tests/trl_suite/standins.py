@@ -3,7 +3,8 @@
 Models are written into a Hugging Face hub cache layout (``models--org--name/snapshots/<rev>``), so every loader
 (``AutoModel*``, ``AutoTokenizer``, TRL's own helpers) finds them with ``HF_HUB_OFFLINE=1``, whatever the working
 directory. They come from the project's one tiny-model builder (``cipo.builtin_models``): a character tokenizer with
-the Qwen2.5 chat template TRL ships (so TRL recognises it for tool calling) and a random two-layer model.
+the chat template TRL ships for the family (Qwen2.5's for Qwen2 and Llama, so TRL recognises it for tool calling;
+Qwen3's for Qwen3) and a random two-layer model.
 Datasets of the same shape as ``trl-internal-testing/zen`` are written as parquet files, one folder per config.
 """
 
@@ -18,7 +19,11 @@ STANDIN_MODELS = {
     "trl-internal-testing/tiny-Qwen2ForSequenceClassification-2.5": ("qwen2", "classification"),
     "trl-internal-testing/tiny-LlamaForCausalLM-3.2": ("llama", "causal"),
     "trl-internal-testing/tiny-LlamaForSequenceClassification-3.2": ("llama", "classification"),
+    "trl-internal-testing/tiny-Qwen3ForCausalLM": ("qwen3", "causal"),
+    "trl-internal-testing/tiny-Qwen3ForSequenceClassification": ("qwen3", "classification"),
 }
+# The chat template TRL ships for each architecture (Qwen3's handles <think> and enable_thinking).
+CHAT_TEMPLATES = {"qwen2": "qwen2_5.jinja", "llama": "qwen2_5.jinja", "qwen3": "qwen3.jinja"}
 ZEN_ID = "trl-internal-testing/zen"
 # Short aphorisms written for these tests (same shape as zen: 17 train rows, 2 test rows, one prompt each).
 ZEN_PROMPTS = [
@@ -45,14 +50,15 @@ ZEN_PROMPTS = [
 ZEN_SPLITS = {"train": ZEN_PROMPTS[:17], "test": ZEN_PROMPTS[17:]}
 
 
-def qwen_char_tokenizer():
+def qwen_char_tokenizer(template: str = "qwen2_5.jinja"):
     from importlib.resources import files
 
     from cipo.builtin_models import char_tokenizer
 
     tokenizer = char_tokenizer()
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    tokenizer.chat_template = files("trl").joinpath("chat_templates/qwen2_5.jinja").read_text()
+    special = ["<|im_start|>", "<|im_end|>"] + (["<think>", "</think>"] if template.startswith("qwen3") else [])
+    tokenizer.add_special_tokens({"additional_special_tokens": special})
+    tokenizer.chat_template = files("trl").joinpath(f"chat_templates/{template}").read_text()
     return tokenizer
 
 
@@ -62,7 +68,7 @@ def save_qwen_char_model(folder: Path, architecture: str = "qwen2", head: str = 
 
     from cipo.builtin_models import tiny_model_config
 
-    tokenizer = qwen_char_tokenizer()
+    tokenizer = qwen_char_tokenizer(CHAT_TEMPLATES[architecture])
     config = tiny_model_config(len(tokenizer), architecture, hidden_size=16, num_layers=2, num_heads=2)
     torch.manual_seed(0)
     if head == "classification":
