@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "cipo_state.json"
 # Key under which a batch carries its correction rows (a batch of the same form), kept apart from the originals.
 CORRECTIONS = "cipo_corrections"
+# TRL's entropy-bonus controller (use_adaptive_entropy): the coefficient, the last window's entropy, the window sums.
+ENTROPY_CONTROLLER_STATE = ("entropy_coef", "_last_world_entropy", "_entropy_window_stats")
 
 
 @dataclass
@@ -149,9 +151,15 @@ class CIPOTrainer(GRPOTrainer):
         if corrections is None:
             return super()._compute_loss(model, inputs)
         originals = {key: value for key, value in inputs.items() if key != CORRECTIONS}
+        controller_before = self._entropy_controller_state()
         loss = super()._compute_loss(model, originals)
+        controller_after = self._entropy_controller_state()
+        # The corrections' term applies the originals' entropy coefficient; TRL's adaptive entropy controller,
+        # which steps at the optimizer-step boundary, follows the originals only (else it stepped twice a step).
+        self._set_entropy_controller_state(controller_before)
         with self._metrics_as_corrections():
             correction_loss = super()._compute_loss(model, corrections)
+        self._set_entropy_controller_state(controller_after)
         return loss + self.args.correction_weight * correction_loss
 
     # ------------------------------------------------------------------------------------------- the pieces
@@ -324,6 +332,13 @@ class CIPOTrainer(GRPOTrainer):
                     del metrics[name]
                 if added:
                     metrics[f"correction/{name}"].extend(added)
+
+    def _entropy_controller_state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ENTROPY_CONTROLLER_STATE if hasattr(self, name)}
+
+    def _set_entropy_controller_state(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     @contextlib.contextmanager
     def _resets_without_observation(self) -> Iterator[None]:

@@ -235,3 +235,27 @@ def test_gradient_accumulation_keeps_chunks_even(tiny_model_dir: Path, tmp_path:
     assert len(trainer._buffered_inputs) == 2
     assert [len(chunk["advantages"]) for chunk in trainer._buffered_inputs] == [4, 4]  # 8 originals / 2
     assert [len(chunk[CORRECTIONS]["advantages"]) for chunk in trainer._buffered_inputs] == [3, 3]  # 2 x 3 / 2
+
+
+def test_adaptive_entropy_steps_once_per_optimizer_step(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    # TRL's controller raises entropy_coef by entropy_coef_delta at each optimizer-step boundary while entropy is
+    # below entropy_target; the corrections' loss call must neither step it again nor apply another coefficient.
+    applied: list[float] = []  # the entropy coefficient each parent loss call applies
+    parent_loss = GRPOTrainer._compute_loss
+
+    def recording_loss(self, model, inputs):  # noqa: ANN001, ANN202
+        coefficient = self.entropy_coef if self._last_world_entropy <= self.args.entropy_target else 0.0
+        applied.append(coefficient)
+        return parent_loss(self, model, inputs)
+
+    monkeypatch.setattr(GRPOTrainer, "_compute_loss", recording_loss)
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, max_steps=2, gradient_accumulation_steps=2, per_device_train_batch_size=4,
+        use_adaptive_entropy=True, entropy_coef=0.01, entropy_target=15.0, entropy_coef_delta=0.005,
+    )  # fmt: skip
+    trainer.train()
+    assert trainer.entropy_coef == pytest.approx(0.01 + 2 * 0.005)
+    assert len(applied) == 2 * 2 * 2  # steps x micro-batches x (originals, corrections)
+    # Step 1 applies none (TRL gates the bonus until a first entropy is measured), step 2 the coefficient after one
+    # boundary; both calls of every micro-batch apply the same.
+    assert applied == pytest.approx([0.0] * 4 + [0.015] * 4)
