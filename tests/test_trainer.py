@@ -259,3 +259,19 @@ def test_adaptive_entropy_steps_once_per_optimizer_step(tiny_model_dir: Path, tm
     # Step 1 applies none (TRL gates the bonus until a first entropy is measured), step 2 the coefficient after one
     # boundary; both calls of every micro-batch apply the same.
     assert applied == pytest.approx([0.0] * 4 + [0.015] * 4)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
+def test_logged_loss_is_both_terms_with_their_entropy_bonus(tiny_model_dir: Path, tmp_path: Path, loss_type: str) -> None:
+    # TRL logs policy_loss and entropy of the originals (CIPO: correction/... for the corrections); the logged loss
+    # is the joint L = (policy - c * H) + w * (correction policy - c * correction H).
+    coef, weight = 0.5, 0.5
+    trainer = make_trainer(tiny_model_dir, tmp_path, max_steps=2, loss_type=loss_type, entropy_coef=coef,
+                           correction_weight=weight)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "correction/policy_loss" in entry]
+    assert len(logs) == 2
+    for entry in logs:
+        originals = entry["policy_loss"] - coef * entry["entropy"]
+        corrections = entry["correction/policy_loss"] - coef * entry["correction/entropy"]
+        assert entry["loss"] == pytest.approx(originals + weight * corrections, abs=1e-3)
