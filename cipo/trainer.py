@@ -73,7 +73,7 @@ class _Scored:
 class CIPOTrainer(GRPOTrainer):
     """GRPO with correction samples. Same constructor as ``GRPOTrainer``; ``args`` defaults to a ``CIPOConfig``."""
 
-    def __init__(self, model: Any, reward_funcs: Any, args: CIPOConfig | None = None, *rest: Any, **kwargs: Any):
+    def __init__(self, model: Any, reward_funcs: Any = None, args: CIPOConfig | None = None, *rest: Any, **kwargs: Any):
         if args is None:  # as GRPOTrainer builds a default GRPOConfig
             args = CIPOConfig(f"{_model_name(model)}-CIPO")
         if isinstance(model, str):  # builtin:<name> and .gguf files become a local folder, like everywhere else

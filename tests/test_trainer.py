@@ -275,3 +275,10 @@ def test_logged_loss_is_both_terms_with_their_entropy_bonus(tiny_model_dir: Path
         originals = entry["policy_loss"] - coef * entry["entropy"]
         corrections = entry["correction/policy_loss"] - coef * entry["correction/entropy"]
         assert entry["loss"] == pytest.approx(originals + weight * corrections, abs=1e-3)
+
+
+def test_reward_funcs_is_optional_as_in_grpo_trainer(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # GRPOTrainer takes reward_funcs=None (an environment may own the reward) and says so when none is anywhere;
+    # CIPOTrainer must reach that same check, not fail on its own signature.
+    with pytest.raises(ValueError, match="No reward source provided"):
+        CIPOTrainer(model=str(tiny_model_dir), args=tiny_args(tmp_path), train_dataset=arithmetic_dataset())
