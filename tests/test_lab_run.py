@@ -23,11 +23,15 @@ def run_tiny(tmp_path, name: str, cache: str = "cache"):
     return run_dir, json.loads((run_dir / "metrics.json").read_text())
 
 
+def without_timings(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: without_timings(item) for key, item in value.items() if key != "train_seconds"}
+    return [without_timings(item) for item in value] if isinstance(value, list) else value
+
+
 def numbers(metrics: dict) -> dict:
     """Everything that must be reproducible: evaluations and training curves, not timings."""
-    runs = [{key: (value if not isinstance(value, dict) else {k: v for k, v in value.items() if k != "train_seconds"})
-             for key, value in run.items()} for run in metrics["runs"]]
-    return {"warm": metrics["warm_start"]["eval"], "runs": runs}
+    return {"warm": metrics["warm_start"]["eval"], "runs": without_timings(metrics["runs"])}
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +160,46 @@ def test_an_interrupted_run_keeps_its_finished_seeds(tmp_path, monkeypatch):
     assert metrics["seeds"] == [0, 1] and metrics["finished"] == "main runs of seed 1"
     assert {row["seeds"] for row in metrics["claims"]} == {2}
     assert "**Partial run**: the run stopped after the main runs of seed 1" in (run_dir / "report.md").read_text()
+
+
+def test_resume_finishes_an_interrupted_run_as_one_uninterrupted_run_would(tmp_path, monkeypatch):
+    """--resume reads the run's stored configuration and runs only what is missing (here seed 1's ablations)."""
+    import cipo.lab.runner as runner
+
+    real_ablations = runner.run_ablations
+    common_args = ["--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+
+    def dies_on_seed_1(config, seed, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if seed == 1:
+            raise KeyboardInterrupt
+        return real_ablations(config, seed, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_ablations", dies_on_seed_1)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--preset", "tiny", "--seeds", "2", "--ablate", *common_args])
+    (run_dir,) = (tmp_path / "out").glob("lab-*")
+    interrupted = json.loads((run_dir / "metrics.json").read_text())
+    assert interrupted["finished"] == "ablations of seed 0"
+
+    monkeypatch.setattr(runner, "run_ablations", real_ablations)
+    assert main(["--resume", str(run_dir), "--no-progress"]) == 0
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert resumed["finished"] == "all" and resumed["resumed"] == [f"cipo lab --resume {run_dir} --no-progress"]
+    assert resumed["runs"][0] == interrupted["runs"][0]  # kept as it was, not run again
+    assert "**Partial run**" not in (run_dir / "report.md").read_text()
+
+    main(["--preset", "tiny", "--seeds", "2", "--ablate", "--output-dir", str(tmp_path / "whole"),
+          "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    (whole_dir,) = (tmp_path / "whole").glob("lab-*")
+    whole = json.loads((whole_dir / "metrics.json").read_text())
+    assert numbers(resumed) == numbers(whole)
+    assert resumed["ablation"] == whole["ablation"] and resumed["claims"] == whole["claims"]
+
+
+def test_resume_refuses_a_folder_without_metrics_and_changed_settings(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--resume", str(tmp_path)])
+    assert "no metrics.json to resume from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--resume", str(tmp_path), "--seeds", "3"])
+    assert "drop --seeds" in capsys.readouterr().err

@@ -4,6 +4,7 @@
     cipo lab --seeds 3            # three seeds, mean and spread
     cipo lab --task code          # program synthesis, graded in the sandbox
     cipo lab --seeds 5 --ablate   # and CIPO with each part switched off, one table vs full CIPO
+    cipo lab --resume runs/lab-...  # finish an interrupted run (what it finished is kept)
     cipo lab --set rl.steps=80 --set eval.num_samples=128
     python -m cipo.lab.cli --preset tiny --output-dir /tmp/runs
 """
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cipo.lab.config import PRESETS, SECTIONS, LabConfig, apply_override
+from cipo.lab.config import PRESETS, SECTIONS, LabConfig, apply_override, config_from_dict
 from cipo.lab.task_api import TASK_NAMES
 
 
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--show-config", action="store_true", help="print the resolved configuration and exit")
     parser.add_argument("--report-only", metavar="RUN_DIR", help="rebuild report.md and plots from RUN_DIR/metrics.json")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="finish an interrupted run: its stored configuration, only the seeds and ablations missing")
     return parser
 
 
@@ -78,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_report(run_dir, json.loads((run_dir / "metrics.json").read_text()))
         print(run_dir / "report.md")
         return 0
+    if args.resume:
+        return resume(Path(args.resume), args, argv, parser)
     try:
         config = resolve_config(args)
     except ValueError as error:
@@ -88,6 +93,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cipo.lab.runner import run_lab
 
     run_dir = run_lab(config, command=" ".join(["cipo lab", *argv]))
+    print(run_dir / "report.md")
+    return 0
+
+
+def resume(run_dir: Path, args: argparse.Namespace, argv: list[str], parser: argparse.ArgumentParser) -> int:
+    """Finish ``run_dir`` with the configuration it was started with (only --no-progress may be added)."""
+    from cipo.lab.runner import load_metrics, run_lab
+
+    changed = [flag for flag in ("seeds", "seed", "output_dir", "cache_dir", "threads", "task") if getattr(args, flag)]
+    if changed or args.set or args.ablate or args.preset != "quick":
+        parser.error("--resume takes the run's stored configuration; drop " + ", ".join(
+            [f"--{flag.replace('_', '-')}" for flag in changed] + (["--set"] if args.set else [])
+            + (["--ablate"] if args.ablate else []) + (["--preset"] if args.preset != "quick" else [])))
+    try:
+        config = config_from_dict(load_metrics(run_dir)["config"])
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    config.show_progress = not args.no_progress
+    run_lab(config, command=" ".join(["cipo lab", *argv]), resume=run_dir)
     print(run_dir / "report.md")
     return 0
 

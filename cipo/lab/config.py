@@ -59,6 +59,28 @@ def tiny() -> LabConfig:
 PRESETS = {"quick": quick, "tiny": tiny}
 
 
+def config_from_dict(data: dict) -> LabConfig:
+    """The configuration that ``LabConfig.to_dict`` wrote into a run's ``metrics.json`` (JSON lists back to tuples)."""
+    config = LabConfig()
+    for name, value in data.items():
+        if name in SECTIONS:
+            for field_name, field_value in value.items():
+                _set_stored(getattr(config, name), field_name, field_value)
+        else:
+            _set_stored(config, name, value)
+    return config
+
+
+def _set_stored(target: object, name: str, value: object) -> None:
+    if name not in {f.name for f in dataclasses.fields(target)}:
+        raise ValueError(f"stored configuration has unknown field {name!r} in {type(target).__name__}")
+    hint = typing.get_type_hints(type(target))[name]
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if isinstance(value, list) and any(typing.get_origin(option) is tuple for option in options):
+        value = tuple(value)
+    setattr(target, name, value)
+
+
 def apply_override(config: LabConfig, assignment: str) -> None:
     """Set one field from ``section.field=value`` (or ``field=value`` for top-level fields)."""
     key, sep, raw = assignment.partition("=")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import math
 import platform
 import resource
@@ -47,9 +48,10 @@ def timed(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def run_lab(config: LabConfig, command: str = "cipo lab") -> Path:
+def run_lab(config: LabConfig, command: str = "cipo lab", resume: Path | None = None) -> Path:
+    """Run the lab into a new run folder, or finish the interrupted run in ``resume`` (its ``metrics.json``)."""
     with quiet_libraries(), PeakMemory() as memory:
-        return _run_lab(config, command, memory)
+        return _run_lab(config, command, memory, resume)
 
 
 @contextlib.contextmanager
@@ -69,13 +71,14 @@ def quiet_libraries() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _run_lab(config: LabConfig, command: str, memory: PeakMemory) -> Path:
-    start = time.perf_counter()
+def _run_lab(config: LabConfig, command: str, memory: PeakMemory, resume: Path | None = None) -> Path:
     torch.set_num_threads(config.threads)
-    run_dir = new_run_dir(Path(config.output_dir))
-    timings: dict[str, float] = {}
+    previous = load_metrics(resume) if resume is not None else None
+    run_dir = resume if resume is not None else new_run_dir(Path(config.output_dir))
+    timings: dict[str, float] = dict(previous["timings_seconds"]) if previous else {}
+    start = time.perf_counter() - timings.pop("total", 0.0)  # a resumed run's wall time includes the first part
     say = print if config.show_progress else (lambda *a, **k: None)
-    say(f"[cipo lab] preset {config.preset}: writing {run_dir}", file=sys.stderr)
+    say(f"[cipo lab] preset {config.preset}: {'resuming' if previous else 'writing'} {run_dir}", file=sys.stderr)
 
     with timed(timings, "warm_start"):
         warm_path, warm_record = load_or_train_warm_start(
@@ -88,13 +91,56 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory) -> Path:
     train = rl_problem_pool(config, task, test)
     eval_config = config.eval
 
+    if previous is not None:
+        metrics = {**previous, "resumed": [*previous.get("resumed", []), command]}
+    else:
+        metrics = new_metrics(config, command, warm_path, warm_record, test, timings)
+    seeds = range(config.seed, config.seed + config.seeds)
+    # Every seed's main runs first, then the ablations seed by seed; the report is rewritten after each unit, so an
+    # interrupted run keeps what it finished (metrics.json "finished" says how far it got, "all" once done) and
+    # --resume runs only what is missing.
+    pending_seeds = [seed for seed in seeds if seed not in metrics["seeds"]]
+    pending_ablations = config.ablate and any("ablations" not in record for record in metrics["runs"])
+    if not pending_seeds and not pending_ablations:
+        save_progress(run_dir, metrics, timings, start, memory, "all")
+    for seed in pending_seeds:
+        metrics["runs"].append(run_seed(config, seed, warm_path, tokenizer, train, test, eval_config, timings))
+        metrics["seeds"].append(seed)
+        last = seed == pending_seeds[-1] and not config.ablate
+        save_progress(run_dir, metrics, timings, start, memory, "all" if last else f"main runs of seed {seed}")
+    if config.ablate:
+        pending = [record for record in metrics["runs"] if "ablations" not in record]
+        for record in pending:
+            common = seed_common(config, record["seed"], warm_path, tokenizer, train)
+            record["ablations"] = run_ablations(config, record["seed"], common, test, eval_config, timings)
+            last = record is pending[-1]
+            save_progress(run_dir, metrics, timings, start, memory,
+                          "all" if last else f"ablations of seed {record['seed']}")
+    say(f"[cipo lab] done in {metrics['timings_seconds']['total']:.0f}s: {run_dir / 'report.md'}", file=sys.stderr)
+    return run_dir
+
+
+def load_metrics(run_dir: Path) -> dict:
+    """The ``metrics.json`` of a run folder to resume, with a clear error when there is none."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics.json to resume from (is {run_dir} a cipo lab run folder?)")
+    metrics = json.loads(path.read_text())
+    for key in ("config", "runs", "seeds", "warm_start", "timings_seconds"):
+        if key not in metrics:
+            raise ValueError(f"{path}: field {key!r} is missing; not a cipo lab run that can be resumed")
+    return metrics
+
+
+def new_metrics(config: LabConfig, command: str, warm_path: Path, warm_record: dict, test: list,
+                timings: dict[str, float]) -> dict:
+    """A fresh run's record, starting with the warm start and its evaluation."""
     with timed(timings, "evaluation"):
         warm_model = AutoModelForCausalLM.from_pretrained(warm_path)
-        warm_eval = evaluate(warm_model, tokenizer, test, eval_config, "warm start", config.show_progress,
-                             task).to_dict()
+        warm_eval = evaluate(warm_model, AutoTokenizer.from_pretrained(warm_path), test, config.eval, "warm start",
+                             config.show_progress, get_task(config.task.name)).to_dict()
         del warm_model
-
-    metrics = {
+    return {
         "command": command,
         "preset": config.preset,
         "config": config.to_dict(),
@@ -113,23 +159,6 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory) -> Path:
         "environment": environment(config),
         "test_problems": len(test),
     }
-    seeds = range(config.seed, config.seed + config.seeds)
-    # Every seed's main runs first, then the ablations seed by seed; the report is rewritten after each unit, so an
-    # interrupted run keeps what it finished (metrics.json "finished" says how far it got, "all" once done).
-    for seed in seeds:
-        metrics["runs"].append(run_seed(config, seed, warm_path, tokenizer, train, test, eval_config, timings))
-        metrics["seeds"].append(seed)
-        last = seed == seeds[-1] and not config.ablate
-        save_progress(run_dir, metrics, timings, start, memory, "all" if last else f"main runs of seed {seed}")
-    if config.ablate:
-        for record in metrics["runs"]:
-            common = seed_common(config, record["seed"], warm_path, tokenizer, train)
-            record["ablations"] = run_ablations(config, record["seed"], common, test, eval_config, timings)
-            last = record is metrics["runs"][-1]
-            save_progress(run_dir, metrics, timings, start, memory,
-                          "all" if last else f"ablations of seed {record['seed']}")
-    say(f"[cipo lab] done in {metrics['timings_seconds']['total']:.0f}s: {run_dir / 'report.md'}", file=sys.stderr)
-    return run_dir
 
 
 def run_seed(
