@@ -101,7 +101,8 @@ def resume(run_dir: Path, args: argparse.Namespace, argv: list[str], parser: arg
     """Finish ``run_dir`` with the configuration it was started with (only --no-progress may be added)."""
     from cipo.lab.runner import load_metrics, run_lab
 
-    changed = [flag for flag in ("seeds", "seed", "output_dir", "cache_dir", "threads", "task") if getattr(args, flag)]
+    changed = [flag for flag in ("seeds", "seed", "output_dir", "cache_dir", "threads", "task")
+               if getattr(args, flag) is not None]
     if changed or args.set or args.ablate or args.preset != "quick":
         parser.error("--resume takes the run's stored configuration; drop " + ", ".join(
             [f"--{flag.replace('_', '-')}" for flag in changed] + (["--set"] if args.set else [])
