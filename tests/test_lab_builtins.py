@@ -14,6 +14,7 @@ from cipo import builtin_models
 from cipo.builtin_models import resolve_model
 from cipo.data import DataArguments, load_train_dataset
 from cipo.lab import builtins
+from cipo.lab.compare import rl_problem_pool
 from cipo.lab.config import quick, tiny
 from cipo.lab.task_api import get_task
 
@@ -25,7 +26,7 @@ def test_lab_math_is_the_labs_training_pool_and_never_its_test_split() -> None:
     config = quick()
     task = get_task(config.task.name)
     test = task.make_test_split(config.task)
-    pool = builtins.rl_problem_pool(config, task, test)
+    pool = rl_problem_pool(config, task, test)
     dataset = load_train_dataset(DataArguments(dataset_name="builtin:lab-math"))
 
     assert len(dataset) == len(pool) == 40 * 3 * 8  # steps x max_equal_token_factor x prompts_per_step
@@ -46,6 +47,17 @@ def test_warm_start_is_trained_once_then_taken_from_the_cache(tmp_path: Path, ca
     assert first == second and "trained" not in capsys.readouterr().err
     assert Path(first).parent == tmp_path and (Path(first) / "config.json").exists()
     assert json.loads((Path(first) / "warm_start.json").read_text())["parameters"] > 0
+
+
+def test_builtin_warm_start_is_the_one_the_lab_trains(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    # The README: "the same one make lab trains". The lab calls load_or_train_warm_start with its preset's sections.
+    from cipo.lab.warmstart import load_or_train_warm_start
+
+    config = tiny()
+    lab_path, _ = load_or_train_warm_start(config.task, config.model, config.warm_start, tmp_path, False)
+    capsys.readouterr()
+    assert builtins.warm_start_path("tiny", cache_dir=tmp_path) == str(lab_path)
+    assert "trained" not in capsys.readouterr().err
 
 
 def test_warm_start_cache_follows_the_environment(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

@@ -11,23 +11,16 @@ Both are looked up by name from ``cipo.builtin_models`` and ``cipo.data`` when u
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from cipo.lab.config import PRESETS, LabConfig
-from cipo.lab.task_api import LabTask, get_task
+from cipo.lab.compare import rl_problem_pool
+from cipo.lab.config import PRESETS
+from cipo.lab.task_api import get_task
 
 CACHE_ENV = "CIPO_LAB_CACHE"  # where the warm start is cached; default: the lab's own cache_dir (runs/cache)
-
-
-def rl_problem_pool(config: LabConfig, task: LabTask, test: list) -> list:
-    """The training problems of every RL run of the lab: enough for its longest run, none in ``test``."""
-    size = math.ceil(config.rl.steps * config.rl.max_equal_token_factor) * config.rl.prompts_per_step
-    stream = task.iter_train_problems(config.task, "rl", {task.key(problem) for problem in test})
-    return [next(stream) for _ in range(size)]
 
 
 def warm_start_path(preset: str = "quick", cache_dir: str | os.PathLike | None = None) -> str:

@@ -101,12 +101,12 @@ def resume(run_dir: Path, args: argparse.Namespace, argv: list[str], parser: arg
     """Finish ``run_dir`` with the configuration it was started with (only --no-progress may be added)."""
     from cipo.lab.runner import load_metrics, run_lab
 
-    changed = [flag for flag in ("seeds", "seed", "output_dir", "cache_dir", "threads", "task")
-               if getattr(args, flag) is not None]
-    if changed or args.set or args.ablate or args.preset != "quick":
-        parser.error("--resume takes the run's stored configuration; drop " + ", ".join(
-            [f"--{flag.replace('_', '-')}" for flag in changed] + (["--set"] if args.set else [])
-            + (["--ablate"] if args.ablate else []) + (["--preset"] if args.preset != "quick" else [])))
+    given = {"--seeds": args.seeds, "--seed": args.seed, "--output-dir": args.output_dir, "--cache-dir": args.cache_dir,
+             "--threads": args.threads, "--task": args.task, "--set": args.set or None, "--ablate": args.ablate or None,
+             "--preset": None if args.preset == "quick" else args.preset}
+    changed = [flag for flag, value in given.items() if value is not None]
+    if changed:
+        parser.error("--resume takes the run's stored configuration; drop " + ", ".join(changed))
     try:
         config = config_from_dict(load_metrics(run_dir)["config"])
     except (OSError, ValueError) as error:

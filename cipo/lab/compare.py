@@ -9,10 +9,12 @@ learning rate is constant, so the copy is exactly the model a separate, shorter 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from datasets import Dataset
@@ -22,6 +24,9 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from cipo import CIPOConfig, CIPOTrainer
 from cipo.lab.task_api import LabTask, MathTask
+
+if TYPE_CHECKING:  # config.py imports RLConfig from here
+    from cipo.lab.config import LabConfig
 
 
 @dataclass
@@ -127,6 +132,13 @@ class LabCallback(TrainerCallback):
         self.bar.total = self.bar.n  # a run stopped by its token budget ends before max_steps
         self.bar.refresh()
         self.bar.close()
+
+
+def rl_problem_pool(config: LabConfig, task: LabTask, test: list) -> list:
+    """The training problems of every RL run of the lab: enough for its longest run, none in ``test``."""
+    size = math.ceil(config.rl.steps * config.rl.max_equal_token_factor) * config.rl.prompts_per_step
+    stream = task.iter_train_problems(config.task, "rl", {task.key(problem) for problem in test})
+    return [next(stream) for _ in range(size)]
 
 
 def rl_dataset(problems: Sequence, task: LabTask | None = None) -> Dataset:

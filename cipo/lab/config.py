@@ -72,9 +72,7 @@ def config_from_dict(data: dict) -> LabConfig:
 
 
 def _set_stored(target: object, name: str, value: object) -> None:
-    if name not in {f.name for f in dataclasses.fields(target)}:
-        raise ValueError(f"stored configuration has unknown field {name!r} in {type(target).__name__}")
-    hint = typing.get_type_hints(type(target))[name]
+    hint = field_hint(target, name)
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     if isinstance(value, list) and any(typing.get_origin(option) is tuple for option in options):
         value = tuple(value)
@@ -92,11 +90,15 @@ def apply_override(config: LabConfig, assignment: str) -> None:
         if part not in SECTIONS or not hasattr(target, part):
             raise ValueError(f"unknown config section {part!r}; sections: {', '.join(SECTIONS)}")
         target = getattr(target, part)
-    fields = {f.name: f for f in dataclasses.fields(target)}
+    setattr(target, name, parse_value(raw.strip(), field_hint(target, name)))
+
+
+def field_hint(target: object, name: str) -> object:
+    """The type hint of field ``name`` of the dataclass ``target``; a clear error when there is no such field."""
+    fields = [f.name for f in dataclasses.fields(target)]
     if name not in fields:
         raise ValueError(f"unknown field {name!r} in {type(target).__name__}; fields: {', '.join(fields)}")
-    hint = typing.get_type_hints(type(target))[name]
-    setattr(target, name, parse_value(raw.strip(), hint))
+    return typing.get_type_hints(type(target))[name]
 
 
 def parse_value(raw: str, hint: object) -> object:

@@ -24,12 +24,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cipo.lab.ablation import VARIANTS, variant_config
-from cipo.lab.builtins import rl_problem_pool
-from cipo.lab.compare import RunResult, rl_dataset, train_policy
+from cipo.lab.compare import RunResult, rl_dataset, rl_problem_pool, train_policy
 from cipo.lab.config import LabConfig
 from cipo.lab.evaluate import EvalConfig, evaluate
 from cipo.lab.report import write_report
-from cipo.lab.task_api import get_task
+from cipo.lab.task_api import LabTask, get_task
 from cipo.lab.warmstart import load_or_train_warm_start
 
 MODEL_NAMES = {
@@ -94,7 +93,7 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory, resume: Path |
     if previous is not None:
         metrics = {**previous, "resumed": [*previous.get("resumed", []), command]}
     else:
-        metrics = new_metrics(config, command, warm_path, warm_record, test, timings)
+        metrics = new_metrics(config, command, warm_path, warm_record, tokenizer, task, test, timings)
     seeds = range(config.seed, config.seed + config.seeds)
     # Every seed's main runs first, then the ablations seed by seed; the report is rewritten after each unit, so an
     # interrupted run keeps what it finished (metrics.json "finished" says how far it got, "all" once done) and
@@ -132,13 +131,13 @@ def load_metrics(run_dir: Path) -> dict:
     return metrics
 
 
-def new_metrics(config: LabConfig, command: str, warm_path: Path, warm_record: dict, test: list,
-                timings: dict[str, float]) -> dict:
+def new_metrics(config: LabConfig, command: str, warm_path: Path, warm_record: dict, tokenizer, task: LabTask,  # noqa: ANN001
+                test: list, timings: dict[str, float]) -> dict:
     """A fresh run's record, starting with the warm start and its evaluation."""
     with timed(timings, "evaluation"):
         warm_model = AutoModelForCausalLM.from_pretrained(warm_path)
-        warm_eval = evaluate(warm_model, AutoTokenizer.from_pretrained(warm_path), test, config.eval, "warm start",
-                             config.show_progress, get_task(config.task.name)).to_dict()
+        warm_eval = evaluate(warm_model, tokenizer, test, config.eval, "warm start", config.show_progress,
+                             task).to_dict()
         del warm_model
     return {
         "command": command,
