@@ -37,13 +37,9 @@ def load_model(path: str, trainable_layers: int) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    if trainable_layers:
-        first = model.config.num_hidden_layers - trainable_layers
-        prefixes = tuple(f"model.layers.{i}." for i in range(first, model.config.num_hidden_layers))
-        for name, parameter in model.named_parameters():
-            parameter.requires_grad = name.startswith(prefixes) or name.startswith("model.norm.")
-    return model
+    from cipo.lab.model import train_top_layers
+
+    return train_top_layers(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), trainable_layers)
 
 
 def time_method(method: str, path: str, args: argparse.Namespace, output: Path) -> dict[str, Any]:

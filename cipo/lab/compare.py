@@ -23,6 +23,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase, TrainerC
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from cipo import CIPOConfig, CIPOTrainer
+from cipo.lab.model import train_top_layers
 from cipo.lab.task_api import LabTask, MathTask
 
 if TYPE_CHECKING:  # config.py imports RLConfig from here
@@ -52,6 +53,9 @@ class RLConfig:
     equal_tokens: bool = field(default=True, metadata={"help": "Also train GRPO until it matches CIPO's generated tokens."})
     max_equal_token_factor: float = field(
         default=3.0, metadata={"help": "The equal-token GRPO run stops after at most this many times `steps`."}
+    )
+    trainable_layers: int = field(
+        default=0, metadata={"help": "Train only the top N decoder layers and the final norm; 0 = the whole model."}
     )
 
 
@@ -199,8 +203,10 @@ def train_policy(
 ) -> tuple[RunResult, RunResult | None]:
     """Train from the warm start; returns the final run and, if ``snapshot_step`` was reached, the copy there."""
     counter = TokenCountingReward(task)
+    model = (train_top_layers(AutoModelForCausalLM.from_pretrained(warm_path), config.trainable_layers)
+             if config.trainable_layers else str(warm_path))  # a path: TRL loads it, exactly as before this option
     trainer = CIPOTrainer(
-        model=str(warm_path),
+        model=model,
         reward_funcs=[counter],
         args=cipo_config(config, use_correction, max_steps, seed, output_dir, task),
         train_dataset=dataset,

@@ -123,3 +123,19 @@ def build_model(config: TinyModelConfig, tokenizer: PreTrainedTokenizerFast, see
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def train_top_layers(model: torch.nn.Module, count: int) -> torch.nn.Module:
+    """Freeze all but the top ``count`` decoder layers and the final norm (``count`` = 0: train everything). On a
+    CPU this is the big saving for a real model: the backward pass stops below the top layers."""
+    if count <= 0:
+        return model
+    total = model.config.num_hidden_layers
+    if count > total:
+        raise ValueError(f"rl.trainable_layers={count}, but the model has {total} decoder layers")
+    trained = tuple(f"model.layers.{index}." for index in range(total - count, total)) + ("model.norm.",)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.startswith(trained)
+    if not any(parameter.requires_grad for parameter in model.parameters()):
+        raise ValueError(f"no parameter named like {trained[0]!r}: train_top_layers expects a Llama-style model")
+    return model

@@ -59,17 +59,24 @@ def present_models(metrics: dict) -> list[str]:
     return ["warm", *[key for key in MODELS if metrics["runs"] and key in metrics["runs"][0]]]
 
 
-COLUMNS: list[tuple[str, Callable[[dict], float | None]]] = [
-    ("Greedy", lambda e: e["greedy_accuracy"]),
-    ("pass@1", lambda e: e["pass_at_k"]["1"]),
-    ("pass@8", lambda e: e["pass_at_k"].get("8")),
-    ("pass@64", lambda e: e["pass_at_k"].get("64")),
-    ("Acc@t1", lambda e: e["self_correction"]["acc_t1"]),
-    ("Acc@t2", lambda e: e["self_correction"]["acc_t2"]),
-    ("Δ(t1,t2)", lambda e: e["self_correction"]["delta"]),
-    ("wrong→right", lambda e: e["self_correction"]["wrong_to_right"]),
-    ("right→wrong", lambda e: e["self_correction"]["right_to_wrong"]),
-]
+def columns(metrics: dict) -> list[tuple[str, Callable[[dict], float | None]]]:
+    """The results table's score columns; pass@k up to the evaluation's sample count n (pass@1, pass@8, pass@n)."""
+    n = metrics["config"]["eval"]["num_samples"]
+    ks = sorted({k for k in (1, 8, n) if k <= n})
+    return [
+        ("Greedy", lambda e: e["greedy_accuracy"]),
+        *[(f"pass@{k}", lambda e, k=k: e["pass_at_k"].get(str(k))) for k in ks],
+        ("Acc@t1", lambda e: e["self_correction"]["acc_t1"]),
+        ("Acc@t2", lambda e: e["self_correction"]["acc_t2"]),
+        ("Δ(t1,t2)", lambda e: e["self_correction"]["delta"]),
+        ("wrong→right", lambda e: e["self_correction"]["wrong_to_right"]),
+        ("right→wrong", lambda e: e["self_correction"]["right_to_wrong"]),
+    ]
+
+
+def labels(metrics: dict) -> dict[str, str]:
+    """Row and legend names; a lab that starts from a pretrained model calls its start the base model."""
+    return {**LABELS, "warm": "Base model"} if metrics["warm_start"].get("pretrained") else LABELS
 
 
 def mean_spread(values: Sequence[float | None], percent: bool = True) -> str:
@@ -87,6 +94,8 @@ def mean_spread(values: Sequence[float | None], percent: bool = True) -> str:
 def training_cells(metrics: dict, key: str) -> tuple[str, str, str]:
     if key == "warm":
         warm = metrics["warm_start"]
+        if warm.get("pretrained"):
+            return "0 (pretrained)", "–", "–"
         return f"{metrics['config']['warm_start']['steps']} (SFT)", "–", f"{warm['train_seconds']:.0f}"
     runs = [run[key] for run in metrics["runs"]]
     steps = mean_spread([r["steps"] for r in runs], percent=False)
@@ -96,26 +105,28 @@ def training_cells(metrics: dict, key: str) -> tuple[str, str, str]:
 
 
 def results_table(metrics: dict) -> str:
-    header = ["Model", "Steps", "Generated tokens", "Train s", *[name for name, _ in COLUMNS]]
+    score_columns = columns(metrics)
+    header = ["Model", "Steps", "Generated tokens", "Train s", *[name for name, _ in score_columns]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in present_models(metrics):
         evals = model_evals(metrics, key)
-        cells = [LABELS[key], *training_cells(metrics, key)]
-        cells += [mean_spread([column(e) for e in evals]) for _, column in COLUMNS]
+        cells = [labels(metrics)[key], *training_cells(metrics, key)]
+        cells += [mean_spread([column(e) for e in evals]) for _, column in score_columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def per_seed_table(metrics: dict) -> str:
-    header = ["Seed", "Model", "Steps", "Generated tokens", "Greedy", "pass@1", "pass@64", "Acc@t1", "Acc@t2"]
+    n = str(metrics["config"]["eval"]["num_samples"])
+    header = ["Seed", "Model", "Steps", "Generated tokens", "Greedy", "pass@1", f"pass@{n}", "Acc@t1", "Acc@t2"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in metrics["runs"]:
         for key in MODELS:
             if key not in run:
                 continue
             e = run[key]["eval"]
-            cells = [str(run["seed"]), LABELS[key], str(run[key]["steps"]), f"{run[key]['generated_tokens']:,}",
-                     *[f"{100 * v:.1f}" for v in (e["greedy_accuracy"], e["pass_at_k"]["1"], e["pass_at_k"].get("64", float("nan")),
+            cells = [str(run["seed"]), labels(metrics)[key], str(run[key]["steps"]), f"{run[key]['generated_tokens']:,}",
+                     *[f"{100 * v:.1f}" for v in (e["greedy_accuracy"], e["pass_at_k"]["1"], e["pass_at_k"][n],
                                                    e["self_correction"]["acc_t1"], e["self_correction"]["acc_t2"])]]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -124,7 +135,7 @@ def per_seed_table(metrics: dict) -> str:
 def level_table(metrics: dict) -> str:
     models = present_models(metrics)
     levels = list(model_evals(metrics, "warm")[0]["pass_at_1_by_level"])
-    lines = ["| Level | " + " | ".join(LABELS[m] for m in models) + " |", "|" + "---|" * (len(models) + 1)]
+    lines = ["| Level | " + " | ".join(labels(metrics)[m] for m in models) + " |", "|" + "---|" * (len(models) + 1)]
     for level in levels:
         cells = [mean_spread([e["pass_at_1_by_level"][level] for e in model_evals(metrics, m)]) for m in models]
         lines.append(f"| {level} | " + " | ".join(cells) + " |")
@@ -232,7 +243,7 @@ def plot_training(path: Path, metrics: dict) -> None:
     labelled = set()
     for key, run in training_runs(metrics):
         steps, rewards = series(run["history"], "reward")
-        label = LABELS[key] if key not in labelled else None
+        label = labels(metrics)[key] if key not in labelled else None
         labelled.add(key)
         by_step.plot(steps, smooth(rewards), color=COLORS[key], label=label)
         by_step.plot(steps, rewards, color=COLORS[key], alpha=0.2, linewidth=0.8)
@@ -279,7 +290,7 @@ def plot_self_correction(path: Path, metrics: dict) -> None:
         values = [statistics.fmean([e["self_correction"][name] or 0.0 for e in model_evals(metrics, key)])
                   for name in names]
         positions = [i + (index - (len(models) - 1) / 2) * width for i in range(len(names))]
-        ax.bar(positions, values, width=width, color=COLORS[key], label=LABELS[key])
+        ax.bar(positions, values, width=width, color=COLORS[key], label=labels(metrics)[key])
     ax.set_xticks(range(len(names)), list(names.values()))
     ax.set(ylabel="share", ylim=(0, 1), title="Two-turn self-correction on the held-out split")
     ax.grid(alpha=0.3, axis="y")
@@ -296,7 +307,7 @@ def plot_pass_at_k(path: Path, metrics: dict) -> None:
         ks = sorted(int(k) for k in evals[0]["pass_at_k"])
         curves = [[e["pass_at_k"][str(k)] for k in ks] for e in evals]
         mean = [statistics.fmean(values) for values in zip(*curves, strict=True)]
-        ax.plot(ks, mean, color=COLORS[key], label=LABELS[key], marker="o", markersize=2)
+        ax.plot(ks, mean, color=COLORS[key], label=labels(metrics)[key], marker="o", markersize=2)
         if len(curves) > 1:
             low = [min(values) for values in zip(*curves, strict=True)]
             high = [max(values) for values in zip(*curves, strict=True)]
@@ -321,9 +332,32 @@ def partial_notice(metrics: dict) -> list[str]:
     return [f"**Partial run**: the run stopped after the {finished}; every table below covers what had finished."]
 
 
+def start_lines(metrics: dict) -> list[str]:
+    """The report's lines on the model every run starts from: the trained tiny warm start, or a pretrained model."""
+    config, warm = metrics["config"], metrics["warm_start"]
+    trained = config["rl"].get("trainable_layers", 0)
+    scope = (f" GRPO and CIPO train its top {trained} decoder layers and final norm; the rest stays frozen."
+             if trained else "")
+    if warm.get("pretrained"):
+        return [f"- **Model**: the pretrained `{warm['pretrained']}` ({warm['parameters']:,} parameters, "
+                f"{warm.get('num_layers', '?')} layers, its own tokenizer of {warm['vocab_size']:,} tokens and chat "
+                f"template), the start of every run: no warm start, no supervised training.{scope} Loaded from "
+                f"`{warm['path']}`."]
+    return [
+        f"- **Model**: a Llama of {warm['parameters']:,} parameters ({config['model']['num_layers']} layers, width "
+        f"{config['model']['hidden_size']}), byte-level BPE tokenizer of {warm['vocab_size']} tokens with a chat "
+        f"template, loaded with `from_pretrained`.{scope}",
+        f"- **Warm start**: {config['warm_start']['steps']} SFT steps of {config['warm_start']['batch_size']} "
+        f"examples; steps slip with probability {config['warm_start']['slip_rate']}; "
+        f"{100 * config['warm_start']['review_fraction']:.0f}% of the examples are reviews (problem, attempt, "
+        f"review instruction, fixed or kept solution). Final loss {warm['final_loss']:.3f}; "
+        f"{'reused from the cache' if warm['cached'] else 'trained in this run'} "
+        f"({warm['train_seconds']:.0f}s when trained). Cache: `{warm['path']}`.",
+    ]
+
+
 def render_markdown(metrics: dict) -> str:
     config = metrics["config"]
-    warm = metrics["warm_start"]
     env = metrics["environment"]
     timings = metrics["timings_seconds"]
     memory = metrics["peak_memory_mib"]
@@ -362,15 +396,7 @@ def render_markdown(metrics: dict) -> str:
         "## What ran",
         f"- **Task** ({config['task'].get('name', 'math')}): "
         + get_task(config["task"].get("name", "math")).describe(config["task"]),
-        f"- **Model**: a Llama of {warm['parameters']:,} parameters ({config['model']['num_layers']} layers, width "
-        f"{config['model']['hidden_size']}), byte-level BPE tokenizer of {warm['vocab_size']} tokens with a chat "
-        "template, loaded with `from_pretrained`.",
-        f"- **Warm start**: {config['warm_start']['steps']} SFT steps of {config['warm_start']['batch_size']} "
-        f"examples; steps slip with probability {config['warm_start']['slip_rate']}; "
-        f"{100 * config['warm_start']['review_fraction']:.0f}% of the examples are reviews (problem, attempt, "
-        f"review instruction, fixed or kept solution). Final loss {warm['final_loss']:.3f}; "
-        f"{'reused from the cache' if warm['cached'] else 'trained in this run'} "
-        f"({warm['train_seconds']:.0f}s when trained). Cache: `{warm['path']}`.",
+        *start_lines(metrics),
         f"- **GRPO and CIPO**: {rl['steps']} steps each of {rl['prompts_per_step']} problems × "
         f"{rl['num_generations']} rollouts, constant learning rate {rl['learning_rate']}, temperature "
         f"{rl['temperature']}, same seed and data order. CIPO adds {rl['correction_num_generations']} corrections "
@@ -378,7 +404,7 @@ def render_markdown(metrics: dict) -> str:
         + ("The equal-token GRPO is the same GRPO run continued until it has generated as many tokens as CIPO "
            f"(at most {rl['max_equal_token_factor']}× the steps)." if rl["equal_tokens"] else ""),
         "## Examples",
-        f"A warm-start sample for `{example['problem']}`:\n\n````\n{example['sample']}\n````",
+        f"A {labels(metrics)['warm'].lower()} sample for `{example['problem']}`:\n\n````\n{example['sample']}\n````",
     ]
     if fixed:
         sections.append(

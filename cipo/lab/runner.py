@@ -153,6 +153,7 @@ def new_metrics(config: LabConfig, command: str, warm_path: Path, warm_record: d
             "final_loss": sum(warm_record["losses"][-20:]) / max(1, len(warm_record["losses"][-20:])),
             "losses": warm_record["losses"],
             "eval": warm_eval,
+            **{key: warm_record[key] for key in ("pretrained", "num_layers") if key in warm_record},
         },
         "runs": [],
         "environment": environment(config),

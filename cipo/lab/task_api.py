@@ -87,8 +87,13 @@ class MathTask:
         return (
             f"chains of additions and subtractions (levels {', '.join(str(x) for x in task['levels'])}), solved one "
             "operation per line and answered in `\\boxed{}`; graded by `cipo.rewards.math.math_reward`. Test and "
-            "training problems are disjoint." + tasks.hard_tail_text(task)
+            "training problems are disjoint." + instruction_text(task) + tasks.hard_tail_text(task)
         )
+
+
+def instruction_text(task: dict) -> str:
+    instruction = task.get("instruction")
+    return f" Every problem is followed by the instruction `{instruction}`." if instruction else ""
 
 
 def get_task(name: str) -> LabTask:

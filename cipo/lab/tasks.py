@@ -16,6 +16,7 @@ re-checks each step can fix it. The warm-start data teaches both the slips and h
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ T = TypeVar("T")
 
 # Difficulty level -> (number of terms, largest operand).
 LEVELS: dict[int, tuple[int, int]] = {
+    0: (2, 9),
     1: (3, 9),
     2: (4, 9),
     3: (5, 9),
@@ -50,6 +52,10 @@ class TaskConfig:
     )
     hard_test_size: int = field(default=32, metadata={"help": "Held-out problems of the hard tail."})
     seed: int = field(default=1234, metadata={"help": "Seed of the problem generators (the data, not the training)."})
+    instruction: str = field(
+        default="",
+        metadata={"help": "Appended to every problem's text (e.g. a pretrained model's answer format); '' = none."},
+    )
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Problem:
     terms: tuple[int, ...]
     ops: tuple[str, ...]
     level: int
+    instruction: str = field(default="", compare=False)  # TaskConfig.instruction; not part of the problem's identity
 
     @property
     def expression(self) -> str:
@@ -72,7 +79,8 @@ class Problem:
 
     def messages(self) -> list[dict[str, str]]:
         """The prompt as a conversation, the shape TRL datasets and ``build_correction_prompt`` use."""
-        return [{"role": "user", "content": self.text}]
+        content = f"{self.text} {self.instruction}" if self.instruction else self.text
+        return [{"role": "user", "content": content}]
 
 
 @dataclass(frozen=True)
@@ -225,7 +233,11 @@ def make_test_split(config: TaskConfig) -> list[Problem]:
     hard_counts = list(zip(config.hard_levels, split_counts(config.hard_test_size, config.hard_levels), strict=True))
     hard = draw_split(random.Random(f"test-hard-{config.seed}"), hard_counts, draw_problem, lambda p: p.expression,
                       seen, allowed=lambda p: not base_reachable(p, config.levels))
-    return base + hard
+    return [with_instruction(problem, config) for problem in base + hard]
+
+
+def with_instruction(problem: Problem, config: TaskConfig) -> Problem:
+    return dataclasses.replace(problem, instruction=config.instruction) if config.instruction else problem
 
 
 def endless_problems(
@@ -259,8 +271,9 @@ def train_levels(config: TaskConfig, stream: str) -> tuple[int, ...]:
 def iter_train_problems(config: TaskConfig, stream: str, exclude: set[str]) -> Iterator[Problem]:
     """An endless seeded stream of training problems, none of which is in ``exclude`` (the test split)."""
     rng = random.Random(f"train-{stream}-{config.seed}")
-    return endless_problems(rng, train_levels(config, stream), draw_problem, lambda problem: problem.expression,
-                            exclude)
+    problems = endless_problems(rng, train_levels(config, stream), draw_problem, lambda problem: problem.expression,
+                                exclude)
+    return (with_instruction(problem, config) for problem in problems)
 
 
 def take_train_problems(config: TaskConfig, stream: str, count: int, exclude: set[str]) -> list[Problem]:

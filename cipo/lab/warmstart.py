@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from cipo.core.prompts import build_correction_prompt
 from cipo.lab.model import TinyModelConfig, build_model, count_parameters, train_tokenizer
@@ -52,6 +52,11 @@ class WarmStartConfig:
         default=0.25, metadata={"help": "Probability that a step a review recomputes slips again."}
     )
     seed: int = field(default=0, metadata={"help": "Seed of initialization, data order and slips."})
+    pretrained: str = field(
+        default="",
+        metadata={"help": "Start from this pretrained model instead (a builtin: name, a folder or a .gguf file): no "
+                  "tiny model, no supervised training; '' = train the warm start."},
+    )
 
 
 @dataclass
@@ -161,14 +166,17 @@ def config_hash(*configs: object) -> str:
 
 
 def _hashed_fields(config: object) -> dict:
-    """The fields that determine a warm start; the default task name is left out, so that the math task's hashes
-    are those from before there were several tasks. So is the hard tail: its problems are never drawn into the
-    warm start's data nor equal to one of them (``tasks.base_reachable``), so they cannot change it."""
+    """The fields that determine a warm start; the default task name and an empty instruction are left out, so
+    that the math task's hashes are those from before there were several tasks and instructions. So is the hard
+    tail: its problems are never drawn into the warm start's data nor equal to one of them
+    (``tasks.base_reachable``), so they cannot change it."""
     fields = {"type": type(config).__name__, **dataclasses.asdict(config)}
     if isinstance(config, TaskConfig):
         del fields["hard_levels"], fields["hard_test_size"]
         if fields["name"] == "math":
             del fields["name"]
+        if not fields["instruction"]:  # as before there was an instruction field
+            del fields["instruction"]
     return fields
 
 
@@ -180,6 +188,8 @@ def load_or_train_warm_start(
     show_progress: bool = True,
 ) -> tuple[Path, dict]:
     """The directory of the warm-start model (trained now, or found in the cache) and its training record."""
+    if config.pretrained:
+        return pretrained_start(config.pretrained)
     path = cache_dir / f"warm-{config_hash(task, model_config, config)}"
     record_file = path / "warm_start.json"
     if record_file.exists():
@@ -200,6 +210,20 @@ def load_or_train_warm_start(
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return path, {**record, "cached": False}
+
+
+def pretrained_start(name: str) -> tuple[Path, dict]:
+    """A pretrained model as the lab's starting point: resolved like any model name (``builtin:`` names and
+    ``.gguf`` files are converted once and cached), with a record in the shape of a trained warm start's."""
+    from cipo.builtin_models import resolve_model
+
+    path = Path(resolve_model(name))
+    config = AutoConfig.from_pretrained(path)
+    with torch.device("meta"):  # the parameter count without loading the weights
+        parameters = count_parameters(AutoModelForCausalLM.from_config(config))
+    record = {"seconds": 0.0, "parameters": parameters, "vocab_size": len(AutoTokenizer.from_pretrained(path)),
+              "losses": [], "pretrained": name, "num_layers": config.num_hidden_layers}
+    return path, {**record, "cached": True}
 
 
 def load_model(path: Path | str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
