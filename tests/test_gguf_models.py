@@ -143,3 +143,23 @@ def _length_reward(completions, **kwargs) -> list[float]:  # noqa: ANN001, ANN00
     """Varied rewards from the text alone, so every group has a non-zero advantage almost surely."""
     texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
     return [len(text) / 40.0 for text in texts]
+
+
+@needs_smollm2
+@pytest.mark.slow
+def test_the_smol_lab_preset_runs_end_to_end_on_the_real_model(smollm2_dir: Path, tmp_path: Path) -> None:
+    """``cipo lab --preset smol`` cut to 2 steps and 12 problems (about 4 minutes): every phase on the real model."""
+    from cipo.lab.cli import main
+
+    sizes = ["rl.steps=2", "rl.max_equal_token_factor=1.5", "eval.num_samples=2", "eval.correction_attempts=1",
+             "task.test_size=8", "task.hard_test_size=4"]
+    assert main(["--preset", "smol", "--output-dir", str(tmp_path), "--no-progress",
+                 *[arg for size in sizes for arg in ("--set", size)]]) == 0
+    (run_dir,) = tmp_path.glob("lab-*")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["warm_start"]["path"] == str(smollm2_dir) and metrics["warm_start"]["num_layers"] == 30
+    run = metrics["runs"][0]
+    assert run["cipo"]["steps"] == 2 and run["cipo"]["generated_tokens"] > run["grpo"]["generated_tokens"]
+    assert any("correction/num_anchors" in entry for entry in run["cipo"]["history"])
+    report = (run_dir / "report.md").read_text()
+    assert "| Base model | 0 (pretrained) |" in report and "Answer with only the final result" in report

@@ -11,7 +11,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cipo.core.prompts import build_correction_prompt
 from cipo.lab.config import quick
-from cipo.lab.model import EOS, TinyModelConfig, build_model, count_parameters, train_tokenizer
+from cipo.lab.model import (
+    EOS,
+    TinyModelConfig,
+    build_model,
+    count_parameters,
+    train_tokenizer,
+    train_top_layers,
+)
 from cipo.lab.tasks import TaskConfig, format_solution, make_test_split, solve
 
 
@@ -77,3 +84,18 @@ def test_shared_tiny_model_helper(tmp_path, architecture):
     out = model.generate(**ids, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     assert out.shape[1] <= ids["input_ids"].shape[1] + 3
     assert tiny_tokenizer().decode(tiny_tokenizer().encode("def f(x): return x\n")) == "def f(x): return x\n"
+
+
+def test_train_top_layers_freezes_everything_below_them(tokenizer):
+    model = build_model(TinyModelConfig(hidden_size=32, num_layers=4, num_heads=2, intermediate_size=64), tokenizer)
+    train_top_layers(model, 2)
+    trained = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trained and all(name.startswith(("model.layers.2.", "model.layers.3.", "model.norm.")) for name in trained)
+    assert any(name.startswith("model.layers.2.") for name in trained) and "model.norm.weight" in trained
+    assert not any(name.startswith(("model.layers.1.", "model.embed_tokens.")) for name in trained)
+    loss = model(input_ids=torch.tensor([[1, 2, 3]]), labels=torch.tensor([[1, 2, 3]])).loss
+    loss.backward()
+    assert all(parameter.grad is None for name, parameter in model.named_parameters() if name not in trained)
+    assert train_top_layers(model, 0) is model  # 0: leave the model as it is
+    with pytest.raises(ValueError, match="trainable_layers=5.*4 decoder layers"):
+        train_top_layers(model, 5)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cipo.lab.cli import main
-from cipo.lab.config import LabConfig, apply_override, quick, tiny
+from cipo.lab.config import LabConfig, apply_override, quick, smol, tiny
 
 REPORT_SECTIONS = ("## Results", "### Every seed", "## Plots", "## What ran", "## Examples",
                    "## Timings and versions", "## Exact configuration")
@@ -116,6 +116,37 @@ def test_overrides_and_presets():
     with pytest.raises(ValueError, match="section"):
         apply_override(config, "nope.steps=1")
     assert isinstance(tiny(), LabConfig) and quick().eval.num_samples >= 64
+
+
+def test_a_pretrained_start_replaces_the_warm_start(tmp_path):
+    """warm_start.pretrained: no tiny model is built or trained, every run starts from the given model, and the report
+    calls it the base model; n = 3 samples give a pass@3 column, not pass@64."""
+    from tiny_models import save_tiny_model
+
+    pretrained = save_tiny_model(tmp_path / "pretrained")
+    assert main(["--preset", "tiny", "--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+                 "--no-progress", "--set", f"warm_start.pretrained={pretrained}", "--set", "rl.trainable_layers=1",
+                 "--set", "eval.num_samples=3", "--set", "task.instruction=Be brief."]) == 0
+    assert not (tmp_path / "cache").exists()  # nothing was trained or cached
+    (run_dir,) = (tmp_path / "out").glob("lab-*")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    warm = metrics["warm_start"]
+    assert (warm["pretrained"], warm["path"], warm["losses"], warm["num_layers"]) == (str(pretrained),
+                                                                                      str(pretrained), [], 2)
+    report = (run_dir / "report.md").read_text()
+    assert "| Base model | 0 (pretrained) |" in report and "| Warm start |" not in report
+    assert f"the pretrained `{pretrained}`" in report and "top 1 decoder layers and final norm" in report
+    assert "| pass@3 |" in report and "pass@64" not in report
+    assert "followed by the instruction `Be brief.`" in report
+    assert metrics["runs"][0]["cipo"]["steps"] == 2
+
+
+def test_the_smol_preset_is_the_real_model_on_a_task_it_sometimes_solves():
+    config = smol()
+    assert config.warm_start.pretrained == "builtin:smollm2-135m-instruct"
+    assert (config.task.levels, config.task.hard_levels, config.rl.trainable_layers) == ((0,), (1,), 2)
+    assert "\\boxed{}" in config.task.instruction
+    assert main(["--preset", "smol", "--show-config"]) == 0
 
 
 def test_show_config(capsys):

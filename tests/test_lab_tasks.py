@@ -126,3 +126,36 @@ def test_hard_levels_must_exist_and_stay_apart_from_the_warm_start_levels():
         make_test_split(TaskConfig(levels=(1, 4), hard_levels=(4,)))
     with pytest.raises(ValueError, match="level 9"):
         make_test_split(TaskConfig(hard_levels=(9,)))
+
+
+def test_level_0_is_one_operation_on_two_digits():
+    problems = make_test_split(TaskConfig(levels=(0,), test_size=40, hard_levels=(1,), hard_test_size=8))
+    base, hard = problems[:40], problems[40:]
+    assert all(len(p.terms) == 2 and max(p.terms) <= 9 for p in base)
+    assert all(len(p.terms) == 3 for p in hard)
+    assert all(p.answer >= 0 for p in problems)
+
+
+def test_the_instruction_follows_every_problem_of_both_splits_and_changes_nothing_else():
+    instruction = "Answer with only the final result in \\boxed{}."
+    plain = TaskConfig(levels=(0,), test_size=12, hard_levels=(1,), hard_test_size=4)
+    told = TaskConfig(levels=(0,), test_size=12, hard_levels=(1,), hard_test_size=4, instruction=instruction)
+    test, plain_test = make_test_split(told), make_test_split(plain)
+    assert test == plain_test  # the same problems: the instruction is not part of a problem's identity
+    for problem, bare in zip(test, plain_test, strict=True):
+        assert problem.messages() == [{"role": "user", "content": f"{bare.text} {instruction}"}]
+        assert bare.messages() == [{"role": "user", "content": bare.text}]
+    exclude = {p.expression for p in test}
+    train = take_train_problems(told, "rl", 50, exclude)
+    assert train == take_train_problems(plain, "rl", 50, exclude)
+    assert all(p.messages()[0]["content"].endswith(instruction) for p in train)
+
+
+def test_an_empty_instruction_leaves_the_warm_start_hash_as_it_was():
+    from cipo.lab.config import quick
+
+    config = quick()  # the hash of the quick preset's warm start before task.instruction existed
+    assert config_hash(config.task, config.model, config.warm_start) == "bcaca508a3aa"
+    warm = WarmStartConfig()
+    assert config_hash(TaskConfig(), warm) == config_hash(TaskConfig(instruction=""), warm)
+    assert config_hash(TaskConfig(), warm) != config_hash(TaskConfig(instruction="Be brief."), warm)
