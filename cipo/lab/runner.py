@@ -83,7 +83,8 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory, resume: Path |
         warm_path, warm_record = load_or_train_warm_start(
             config.task, config.model, config.warm_start, Path(config.cache_dir), config.show_progress
         )
-    say(f"[cipo lab] warm start: {warm_path} ({'cached' if warm_record['cached'] else 'trained'})", file=sys.stderr)
+    source = "shipped" if warm_record.get("shipped") else "cached" if warm_record["cached"] else "trained"
+    say(f"[cipo lab] warm start: {warm_path} ({source})", file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(warm_path)
     task = get_task(config.task.name)
     test = task.make_test_split(config.task)
@@ -153,7 +154,7 @@ def new_metrics(config: LabConfig, command: str, warm_path: Path, warm_record: d
             "final_loss": sum(warm_record["losses"][-20:]) / max(1, len(warm_record["losses"][-20:])),
             "losses": warm_record["losses"],
             "eval": warm_eval,
-            **{key: warm_record[key] for key in ("pretrained", "num_layers") if key in warm_record},
+            **{key: warm_record[key] for key in ("pretrained", "num_layers", "shipped") if key in warm_record},
         },
         "runs": [],
         "environment": environment(config),

@@ -34,6 +34,8 @@ from cipo.lab.task_api import LabTask, get_task
 from cipo.lab.tasks import TaskConfig
 
 CACHE_VERSION = 1  # bump when the warm-start code changes what it produces
+# Warm starts that ship with cipo, found by the same hash as the cache: a fresh clone need not train them.
+SHIPPED_DIR = Path(__file__).resolve().parent / "warm_starts"
 
 
 @dataclass
@@ -56,6 +58,11 @@ class WarmStartConfig:
         default="",
         metadata={"help": "Start from this pretrained model instead (a builtin: name, a folder or a .gguf file): no "
                   "tiny model, no supervised training; '' = train the warm start."},
+    )
+    use_shipped: bool = field(
+        default=True,
+        metadata={"help": "Use the warm start shipped in cipo/lab/warm_starts when one has this configuration's hash "
+                  "(the quick preset's does); false = train it here (or take it from the cache)."},
     )
 
 
@@ -177,6 +184,10 @@ def _hashed_fields(config: object) -> dict:
             del fields["name"]
         if not fields["instruction"]:  # as before there was an instruction field
             del fields["instruction"]
+    if isinstance(config, WarmStartConfig):  # where it comes from, not what it is
+        del fields["use_shipped"]
+        if not fields["pretrained"]:
+            del fields["pretrained"]
     return fields
 
 
@@ -191,9 +202,11 @@ def load_or_train_warm_start(
     if config.pretrained:
         return pretrained_start(config.pretrained)
     path = cache_dir / f"warm-{config_hash(task, model_config, config)}"
-    record_file = path / "warm_start.json"
-    if record_file.exists():
-        return path, {**json.loads(record_file.read_text()), "cached": True}
+    shipped = SHIPPED_DIR / path.name
+    for found in (path, shipped) if config.use_shipped else (path,):
+        if (found / "warm_start.json").exists():
+            record = json.loads((found / "warm_start.json").read_text())
+            return found, {**record, "cached": True, "shipped": found == shipped}
     start = time.perf_counter()
     model, tokenizer, losses = train_warm_start(task, model_config, config, show_progress)
     tmp = path.with_name(path.name + ".tmp")
