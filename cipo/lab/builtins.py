@@ -2,7 +2,7 @@
 that already succeeds sometimes and show its reward rising:
 
 * ``builtin:lab-warm-start`` (a model): the quick preset's math warm start, the one ``make lab`` trains and caches
-  (trained on first use when no cache has it, about 10 minutes on 2 CPU cores);
+  (shipped with cipo in ``cipo/lab/warm_starts``; trained, about 2-10 minutes on 2 CPU cores, only without it);
 * ``builtin:lab-math`` (a dataset): the lab's RL problem stream, disjoint from its held-out split, as conversational
   ``prompt`` rows with an ``answer`` column for the ``math`` reward.
 
