@@ -138,6 +138,7 @@ def test_a_pretrained_start_replaces_the_warm_start(tmp_path):
     assert f"the pretrained `{pretrained}`" in report and "top 1 decoder layers and final norm" in report
     assert "| pass@3 |" in report and "pass@64" not in report
     assert "followed by the instruction `Be brief.`" in report
+    assert "- **Trained − base model, pass@1** (points, 95% CI over problems): GRPO " in report
     assert metrics["runs"][0]["cipo"]["steps"] == 2
 
 

@@ -173,18 +173,25 @@ def describe_difference(name: str, comparison: dict) -> str:
 
 
 def gain_over_start(metrics: dict) -> str:
-    """pass@1 of each trained model minus its starting model's, seed by seed, with a paired problem interval."""
+    """pass@1 of each trained model minus its starting model's, with a paired interval over problems (one seed) or
+    the mean, the per-seed range and the lowest per-seed interval bound (several seeds)."""
     n = metrics["config"]["eval"]["num_samples"]
     start = pass_at_k_per_problem(metrics["warm_start"]["eval"]["correct_counts"], n, 1)
     parts = []
     for key in MODELS:
-        for run in metrics["runs"]:
-            if key in run:
-                trained = pass_at_k_per_problem(run[key]["eval"]["correct_counts"], n, 1)
-                diffs = [a - b for a, b in zip(trained, start, strict=True)]
-                low, high = bootstrap_ci(diffs, seed=run["seed"])
-                parts.append(f"{labels(metrics)[key]} seed {run['seed']} {100 * sum(diffs) / len(diffs):+.1f} "
-                             f"({100 * low:+.1f} to {100 * high:+.1f})")
+        gains, lows, highs = [], [], []
+        for run in (run for run in metrics["runs"] if key in run):
+            trained = pass_at_k_per_problem(run[key]["eval"]["correct_counts"], n, 1)
+            diffs = [a - b for a, b in zip(trained, start, strict=True)]
+            low, high = bootstrap_ci(diffs, seed=run["seed"])
+            gains.append(100 * sum(diffs) / len(diffs))
+            lows.append(100 * low)
+            highs.append(100 * high)
+        if len(gains) == 1:
+            parts.append(f"{labels(metrics)[key]} {gains[0]:+.1f} ({lows[0]:+.1f} to {highs[0]:+.1f})")
+        elif gains:
+            parts.append(f"{labels(metrics)[key]} {statistics.fmean(gains):+.1f} (seeds {min(gains):+.1f} to "
+                         f"{max(gains):+.1f}; lowest interval bound {min(lows):+.1f})")
     name = labels(metrics)["warm"].lower()
     return f"- **Trained − {name}, pass@1** (points, 95% CI over problems): " + "; ".join(parts) + "." if parts else ""
 
