@@ -31,6 +31,7 @@ from cipo.sandbox import (
     _harness,
     _protocol,
     isolation,
+    pool,
     run_tests,
 )
 from cipo.sandbox.config import ISOLATION_ENV
@@ -201,6 +202,8 @@ def _fake_bwrap(tmp_path: Path) -> str:
 
 def _auto_without(monkeypatch: pytest.MonkeyPatch, bwrap_path: str | None) -> Sandbox:
     monkeypatch.setattr(isolation.shutil, "which", lambda name: bwrap_path if name == "bwrap" else None)
+    # The fallback warning is logged once per process; an earlier sandbox (where bwrap is really missing) took it.
+    monkeypatch.setattr(pool, "_warned_levels", set())
     try:
         return Sandbox(SandboxConfig(isolation="auto", workers=1))
     except SandboxUnavailable as error:
