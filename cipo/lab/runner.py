@@ -83,7 +83,8 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory, resume: Path |
         warm_path, warm_record = load_or_train_warm_start(
             config.task, config.model, config.warm_start, Path(config.cache_dir), config.show_progress
         )
-    source = "shipped" if warm_record.get("shipped") else "cached" if warm_record["cached"] else "trained"
+    source = ("pretrained" if warm_record.get("pretrained") else "shipped" if warm_record.get("shipped")
+              else "cached" if warm_record["cached"] else "trained")
     say(f"[cipo lab] warm start: {warm_path} ({source})", file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(warm_path)
     task = get_task(config.task.name)
