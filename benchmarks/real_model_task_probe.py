@@ -40,7 +40,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from cipo.builtin_models import resolve_model
-    from cipo.lab.evaluate import EvalConfig, generate
+    from cipo.lab.evaluate import EvalConfig, generate, grade_groups
     from cipo.lab.task_api import MathTask
     from cipo.lab.tasks import TaskConfig, make_test_split
 
@@ -60,8 +60,7 @@ def main() -> None:
             start = time.perf_counter()
             texts = generate(model, tokenizer, [p.messages() for p in problems], config, num_per_prompt=args.samples)
             seconds = time.perf_counter() - start
-            rates = [sum(MathTask().grade([p] * len(row), row)) / len(row) for p, row in zip(problems, texts,
-                                                                                                strict=True)]
+            rates = [sum(grades) / len(grades) for grades in grade_groups(MathTask(), problems, texts)]
             flat = [text for row in texts for text in row]
             tokens = sum(len(tokenizer(text)["input_ids"]) for text in flat) / len(flat)
             boxed = sum("\\boxed{" in text for text in flat) / len(flat)

@@ -38,3 +38,12 @@ def test_a_shipped_warm_start_is_used_when_the_cache_has_none(tmp_path, monkeypa
     assert config_hash(config.task, config.model, config.warm_start) == name.removeprefix("warm-")
     path, record = load_or_train_warm_start(config.task, config.model, config.warm_start, tmp_path / "b", False)
     assert path == tmp_path / "b" / name and not record["cached"]
+
+
+def test_builtin_lab_warm_start_is_the_shipped_one_on_an_empty_cache(tmp_path):
+    from pathlib import Path
+
+    from cipo.lab.builtins import warm_start_path
+
+    path = Path(warm_start_path(cache_dir=tmp_path / "empty"))
+    assert path.parent == SHIPPED_DIR and not (tmp_path / "empty").exists()  # found, not trained

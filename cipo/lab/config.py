@@ -60,10 +60,10 @@ SMOL_INSTRUCTION = "Answer with only the final result in \\boxed{}."
 
 
 def smol() -> LabConfig:
-    """The real pretrained SmolLM2-135M-Instruct instead of the tiny warm start (sized in docs/lab-smol.md): sums and
-    differences of two digits (level 0), whose group pass rates lie between 0 and 1 for this model, with three-term
-    chains (level 1) as the hard tail; the top 2 of its 30 layers trained. Sized from the per-step cost on two idle
-    cores (GRPO about 22 s, CIPO about 45 s a step) to end within an hour (docs/lab.md, "A real model")."""
+    """The real pretrained SmolLM2-135M-Instruct instead of the tiny warm start: sums and differences of two digits
+    (level 0), whose group pass rates lie between 0 and 1 for this model, with three-term chains (level 1) as the
+    hard tail; the top 2 of its 30 layers trained. Sized from the per-step cost on two idle cores (GRPO about 20 s,
+    CIPO about 40 s a step) to end within an hour: 36-39 minutes (docs/lab.md, "A real model")."""
     return LabConfig(
         preset="smol",
         task=TaskConfig(levels=(0,), test_size=32, hard_levels=(1,), hard_test_size=16, instruction=SMOL_INSTRUCTION),

@@ -143,14 +143,16 @@ def level_table(metrics: dict) -> str:
 
 
 def paired_difference(metrics: dict, first: str, second: str, k: int = 1) -> dict:
-    """pass@k of ``first`` minus ``second`` per seed, with a paired bootstrap interval over test problems."""
+    """pass@k of ``first`` minus ``second`` per seed, with a paired bootstrap interval over test problems;
+    ``second`` may be ``"warm"``, the model every seed starts from."""
     n = metrics["config"]["eval"]["num_samples"]
     out = []
     for run in metrics["runs"]:
-        if first not in run or second not in run:
+        if first not in run or (second != "warm" and second not in run):
             continue
+        second_eval = metrics["warm_start"]["eval"] if second == "warm" else run[second]["eval"]
         a = pass_at_k_per_problem(run[first]["eval"]["correct_counts"], n, k)
-        b = pass_at_k_per_problem(run[second]["eval"]["correct_counts"], n, k)
+        b = pass_at_k_per_problem(second_eval["correct_counts"], n, k)
         diffs = [x - y for x, y in zip(a, b, strict=True)]
         low, high = bootstrap_ci(diffs, seed=run["seed"])
         out.append({"seed": run["seed"], "difference": sum(diffs) / len(diffs), "ci95": [low, high]})
@@ -175,18 +177,11 @@ def describe_difference(name: str, comparison: dict) -> str:
 def gain_over_start(metrics: dict) -> str:
     """pass@1 of each trained model minus its starting model's, with a paired interval over problems (one seed) or
     the mean, the per-seed range and the lowest per-seed interval bound (several seeds)."""
-    n = metrics["config"]["eval"]["num_samples"]
-    start = pass_at_k_per_problem(metrics["warm_start"]["eval"]["correct_counts"], n, 1)
     parts = []
     for key in MODELS:
-        gains, lows, highs = [], [], []
-        for run in (run for run in metrics["runs"] if key in run):
-            trained = pass_at_k_per_problem(run[key]["eval"]["correct_counts"], n, 1)
-            diffs = [a - b for a, b in zip(trained, start, strict=True)]
-            low, high = bootstrap_ci(diffs, seed=run["seed"])
-            gains.append(100 * sum(diffs) / len(diffs))
-            lows.append(100 * low)
-            highs.append(100 * high)
+        rows = paired_difference(metrics, key, "warm")["per_seed"]
+        gains = [100 * row["difference"] for row in rows]
+        lows, highs = [100 * row["ci95"][0] for row in rows], [100 * row["ci95"][1] for row in rows]
         if len(gains) == 1:
             parts.append(f"{labels(metrics)[key]} {gains[0]:+.1f} ({lows[0]:+.1f} to {highs[0]:+.1f})")
         elif gains:
@@ -381,10 +376,21 @@ def start_lines(metrics: dict) -> list[str]:
     ]
 
 
+def start_source(record: dict) -> str:
+    """Where a start came from, from its record: ``pretrained``, ``shipped``, ``cached`` or ``trained``."""
+    if record.get("pretrained"):
+        return "pretrained"
+    if record.get("shipped"):
+        return "shipped"
+    return "cached" if record["cached"] else "trained"
+
+
+WARM_SOURCE_TEXT = {"trained": "trained in this run", "shipped": "shipped with cipo (cipo/lab/warm_starts)",
+                    "cached": "reused from the cache"}
+
+
 def warm_source(warm: dict) -> str:
-    if not warm["cached"]:
-        return "trained in this run"
-    return "shipped with cipo (cipo/lab/warm_starts)" if warm.get("shipped") else "reused from the cache"
+    return WARM_SOURCE_TEXT[start_source(warm)]
 
 
 def render_markdown(metrics: dict) -> str:

@@ -27,7 +27,7 @@ from cipo.lab.ablation import VARIANTS, variant_config
 from cipo.lab.compare import RunResult, rl_dataset, rl_problem_pool, train_policy
 from cipo.lab.config import LabConfig
 from cipo.lab.evaluate import EvalConfig, evaluate
-from cipo.lab.report import write_report
+from cipo.lab.report import start_source, write_report
 from cipo.lab.task_api import LabTask, get_task
 from cipo.lab.warmstart import load_or_train_warm_start
 
@@ -83,9 +83,7 @@ def _run_lab(config: LabConfig, command: str, memory: PeakMemory, resume: Path |
         warm_path, warm_record = load_or_train_warm_start(
             config.task, config.model, config.warm_start, Path(config.cache_dir), config.show_progress
         )
-    source = ("pretrained" if warm_record.get("pretrained") else "shipped" if warm_record.get("shipped")
-              else "cached" if warm_record["cached"] else "trained")
-    say(f"[cipo lab] warm start: {warm_path} ({source})", file=sys.stderr)
+    say(f"[cipo lab] warm start: {warm_path} ({start_source(warm_record)})", file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(warm_path)
     task = get_task(config.task.name)
     test = task.make_test_split(config.task)

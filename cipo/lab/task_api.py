@@ -86,8 +86,9 @@ class MathTask:
     def describe(self, task: dict) -> str:
         return (
             f"chains of additions and subtractions (levels {', '.join(str(x) for x in task['levels'])}), answered in "
-            "`\\boxed{}` (the lab's warm start learns to solve them one operation per line); graded by `cipo.rewards.math.math_reward`. Test and "
-            "training problems are disjoint." + instruction_text(task) + tasks.hard_tail_text(task)
+            "`\\boxed{}` (the lab's warm start learns to solve them one operation per line); graded by "
+            "`cipo.rewards.math.math_reward`. Test and training problems are disjoint." + instruction_text(task)
+            + tasks.hard_tail_text(task)
         )
 
 
